@@ -1,0 +1,52 @@
+# opsvault.aws_backup: `make demo` and `make test` set everything up on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+COLLECTIONS := $(abspath build/collections)
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/opsvault/aws_backup
+PYTEST_WORKERS ?= 2
+
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help setup demo test unit integration lint sanity clean
+
+help:
+	@echo "make demo   run backup and purge end to end against a local moto server"
+	@echo "make test   unit, integration (ansible-playbook against moto), ansible-lint and ansible-test sanity"
+	@echo "make clean  remove the virtualenv and build folder"
+
+$(VENV)/.installed: requirements-test.txt
+	rm -rf $(VENV)
+	"$$(scripts/find-python)" -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-test.txt
+	touch $@
+
+$(COLLECTION_LINK):
+	mkdir -p $(dir $(COLLECTION_LINK))
+	ln -sfn $(CURDIR) $(COLLECTION_LINK)
+
+setup: $(VENV)/.installed $(COLLECTION_LINK)
+
+demo: setup
+	$(BIN)/python scripts/demo.py
+
+unit: setup
+	$(BIN)/python -m pytest tests/unit
+
+integration: setup
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests/integration
+
+lint: setup
+	$(BIN)/ansible-lint --offline
+
+sanity: setup
+	scripts/sanity $(BIN)/python
+
+test: unit integration lint sanity
+
+clean:
+	rm -rf $(VENV) build

@@ -1,0 +1,68 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the opsvault.aws_backup project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The tag contract: what we read from sources and write on every backup."""
+
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.retention import parse_date
+
+MARKER_KEY = "CreatedBy"
+MARKER_VALUE = "opsvault.aws_backup"
+DELETE_ON_KEY = "DeleteOn"
+POLICY_KEY = "BackupPolicy"
+SOURCE_INSTANCE_KEY = "SourceInstanceId"
+INSTANCE_KEY = "InstanceId"
+VOLUME_KEY = "VolumeId"
+REGION_KEY = "Region"
+NAME_KEY = "Name"
+DEFAULT_POLICY = "default"
+
+RESERVED_KEYS = (MARKER_KEY, DELETE_ON_KEY, POLICY_KEY, SOURCE_INSTANCE_KEY, REGION_KEY)
+
+
+def tag_dict(resource):
+    """A resource's ``Tags`` list as a dict (boto3 omits ``Tags`` when there are none)."""
+    return {tag["Key"]: tag["Value"] for tag in resource.get("Tags") or []}
+
+
+def is_managed(tags):
+    return tags.get(MARKER_KEY) == MARKER_VALUE
+
+
+def delete_on(tags):
+    """The ``DeleteOn`` date of a resource's tags, None when untagged.
+
+    Raises ValueError naming the value when the tag is not a date.
+    """
+    value = tags.get(DELETE_ON_KEY)
+    if value is None:
+        return None
+    return parse_date(value)
+
+
+def check_extra_tags(extra_tags):
+    """Refuse user tags that would overwrite the contract (the purge relies on them)."""
+    clashing = sorted(key for key in extra_tags or {} if key in RESERVED_KEYS)
+    if clashing:
+        raise ValueError(
+            "extra_tags may not set {0}: the collection writes these tags itself".format(", ".join(clashing))
+        )
+
+
+def backup_tags(source_tags, provenance, delete_on_date, policy, copy_tags=None, extra_tags=None):
+    """The tags written on a backup: copied and extra tags first, then the contract on top.
+
+    ``provenance`` holds the source ids (SourceInstanceId, VolumeId, Region, ...).
+    """
+    tags = {}
+    for key in copy_tags or []:
+        if key in source_tags:
+            tags[key] = source_tags[key]
+    tags.update(extra_tags or {})
+    if NAME_KEY in source_tags:
+        tags[NAME_KEY] = source_tags[NAME_KEY]
+    tags.update(provenance)
+    tags[MARKER_KEY] = MARKER_VALUE
+    tags[DELETE_ON_KEY] = delete_on_date.isoformat()
+    tags[POLICY_KEY] = policy or DEFAULT_POLICY
+    return tags

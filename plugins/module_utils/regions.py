@@ -1,0 +1,127 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the opsvault.aws_backup project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""AWS clients per region, the region list, and bounded concurrent fan-out."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+try:
+    import botocore.config
+    from botocore.exceptions import BotoCoreError, ClientError
+except ImportError:
+    pass  # AnsibleAWSModule reports the missing SDK
+
+ALL_REGIONS = "all"
+OPTED_IN = ("opt-in-not-required", "opted-in")
+
+# Enough attempts for adaptive mode to ride out a burst of RequestLimitExceeded.
+MAX_ATTEMPTS = 12
+
+
+def client_config(max_concurrency):
+    """botocore config: adaptive retries (client-side rate limiting on throttling), a pool per thread."""
+    return botocore.config.Config(
+        retries={"mode": "adaptive", "max_attempts": MAX_ATTEMPTS},
+        max_pool_connections=max(10, max_concurrency),
+    )
+
+
+def regional_clients(module, service, regions, max_concurrency):
+    """One client per region, made up front: clients are thread-safe, sessions are not."""
+    config = client_config(max_concurrency)
+    return {region: module.client(service, region=region, config=config) for region in regions}
+
+
+def error_code(exc):
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code", "ClientError")
+    return type(exc).__name__
+
+
+def error_message(exc):
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Message") or str(exc)
+    return str(exc)
+
+
+def error_entry(resource, region, exc, action=None):
+    """One item of a module's ``errors`` list."""
+    entry = {"resource": resource, "region": region, "code": error_code(exc), "message": error_message(exc)}
+    if action:
+        entry["action"] = action
+    return entry
+
+
+def is_aws_error(exc):
+    return isinstance(exc, (ClientError, BotoCoreError))
+
+
+def resolve_regions(requested, describe_regions, default_region):
+    """The regions a task runs in.
+
+    ``requested``: None/[] (the task's region), ``all``/``[all]`` (every opted-in region)
+    or a list of names.  ``describe_regions`` is ``ec2.describe_regions`` of any region.
+    Raises ValueError naming a region AWS does not have, or one not enabled for the account.
+    """
+    if isinstance(requested, str):
+        requested = [requested]
+    requested = [name.strip() for name in requested or [] if name and name.strip()]
+    if not requested:
+        if not default_region:
+            raise ValueError("no region given: set regions, region, or AWS_REGION")
+        requested = [default_region]
+    known = {
+        item["RegionName"]: item.get("OptInStatus", "opt-in-not-required")
+        for item in describe_regions(AllRegions=True)["Regions"]
+    }
+    enabled = sorted(name for name, status in known.items() if status in OPTED_IN)
+    if ALL_REGIONS in requested:
+        if len(requested) > 1:
+            raise ValueError("regions: 'all' cannot be combined with region names {0}".format(requested))
+        return enabled
+    for name in requested:
+        if name not in known:
+            raise ValueError("region {0!r} is not an AWS region; known regions: {1}".format(name, ", ".join(sorted(known))))
+        if known[name] not in OPTED_IN:
+            raise ValueError("region {0!r} is not enabled for this account (opt-in status {1})".format(name, known[name]))
+    return list(dict.fromkeys(requested))
+
+
+def run_concurrently(func, items, max_workers):
+    """Call ``func(item)`` for each item on at most ``max_workers`` threads.
+
+    Returns ``[(item, value, error)]`` in the order of ``items``: an exception in one
+    call is returned as its ``error`` and never stops the others.
+    """
+    items = list(items)
+    if not items:
+        return []
+
+    def guarded(item):
+        try:
+            return item, func(item), None
+        except Exception as exc:  # pylint: disable=broad-except
+            return item, None, exc
+
+    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(items)))) as pool:
+        return list(pool.map(guarded, items))
+
+
+def paginate(client, operation, result_key, **params):
+    """Every item of a paginated Describe/List call, following NextToken."""
+    return client.get_paginator(operation).paginate(**params).build_full_result().get(result_key, [])
+
+
+def target_regions(module):
+    """Resolve the module's ``regions`` option, failing the task before any change on a bad name."""
+    requested = module.params.get("regions")
+    explicit = [name for name in requested or [] if name and name != ALL_REGIONS]
+    base_region = module.region or (explicit[0] if explicit else "us-east-1")
+    client = module.client("ec2", region=base_region, config=client_config(1))
+    try:
+        return resolve_regions(requested, client.describe_regions, module.region)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    except (ClientError, BotoCoreError) as exc:
+        module.fail_json_aws(exc, msg="Could not list the regions of the account")

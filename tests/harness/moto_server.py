@@ -1,0 +1,94 @@
+"""moto as our AWS: a server on 127.0.0.1, with a small conformance patch.
+
+moto 5.2.5 differs from AWS in ways the product must not bend to (see MOTO-NOTES.md).
+Where AWS's behaviour is documented, the patch below makes moto do the same, so the tests
+check what AWS does and the modules never carry a moto workaround:
+
+* CreateImage accepts TagSpecifications for ``snapshot`` and tags the AMI's snapshots.
+  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateImage.html
+  ("You can tag the AMI, the snapshots, or both")
+* CreateImage with a name the account already uses in the region fails with
+  ``InvalidAMIName.Duplicate``.
+  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html
+
+Run as ``python -m tests.harness.moto_server --port N`` for the demo and the benchmarks;
+tests start it in-process (``start``) so they can also set states moto never shows
+(``pending`` images) directly on its backend.
+"""
+
+import argparse
+import os
+import socket
+import time
+
+os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+
+from moto.ec2.exceptions import EC2ClientError  # noqa: E402
+from moto.ec2.models.amis import AmiBackend  # noqa: E402
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer  # noqa: E402
+
+ACCOUNT_ID = "123456789012"
+_PATCHED = False
+
+
+class InvalidAMINameDuplicate(EC2ClientError):
+    def __init__(self, name):
+        super().__init__("InvalidAMIName.Duplicate", "AMI name {0} is already in use by AMI".format(name))
+
+
+def apply_conformance_patches():
+    global _PATCHED
+    if _PATCHED:
+        return
+    original_create_image = AmiBackend.create_image
+
+    def create_image(self, instance_id, name, description, tag_specifications):
+        if any(ami.name == name for ami in self.amis.values() if ami.owner_id == self.account_id):
+            raise InvalidAMINameDuplicate(name)
+        image_specs = [spec for spec in tag_specifications if spec["ResourceType"] != "snapshot"]
+        snapshot_tags = [
+            tag for spec in tag_specifications if spec["ResourceType"] == "snapshot" for tag in spec.get("Tags", [])
+        ]
+        ami = original_create_image(self, instance_id, name, description, tag_specifications=image_specs)
+        if snapshot_tags:
+            self.create_tags([ami.ebs_snapshot.id], {tag["Key"]: tag["Value"] for tag in snapshot_tags})
+        return ami
+
+    AmiBackend.create_image = create_image
+    _PATCHED = True
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(port=None):
+    """Start a patched moto server in this process; returns (server, endpoint_url)."""
+    apply_conformance_patches()
+    port = port or free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    return server, "http://127.0.0.1:{0}".format(port)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port-file", help="write the chosen port here once listening")
+    args = parser.parse_args()
+    server, endpoint = start(args.port or None)
+    if args.port_file:
+        with open(args.port_file, "w") as handle:
+            handle.write(endpoint.rsplit(":", 1)[1])
+    print("moto listening on {0}".format(endpoint), flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
