@@ -1,0 +1,111 @@
+import threading
+import time
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
+
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_entry
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import paginate
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import resolve_regions
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import run_concurrently
+
+REGIONS = {
+    "Regions": [
+        {"RegionName": "eu-west-1", "OptInStatus": "opt-in-not-required"},
+        {"RegionName": "us-east-1", "OptInStatus": "opt-in-not-required"},
+        {"RegionName": "af-south-1", "OptInStatus": "opted-in"},
+        {"RegionName": "me-south-1", "OptInStatus": "not-opted-in"},
+    ]
+}
+
+
+def describe_regions(**params):
+    assert params == {"AllRegions": True}
+    return REGIONS
+
+
+def test_default_is_the_task_region():
+    assert resolve_regions(None, describe_regions, "eu-west-1") == ["eu-west-1"]
+    assert resolve_regions([], describe_regions, "eu-west-1") == ["eu-west-1"]
+
+
+def test_all_means_every_enabled_region():
+    assert resolve_regions("all", describe_regions, None) == ["af-south-1", "eu-west-1", "us-east-1"]
+    assert resolve_regions(["all"], describe_regions, None) == ["af-south-1", "eu-west-1", "us-east-1"]
+
+
+def test_explicit_regions_are_validated_and_deduplicated():
+    assert resolve_regions(["us-east-1", "eu-west-1", "us-east-1"], describe_regions, None) == ["us-east-1", "eu-west-1"]
+    with pytest.raises(ValueError, match="region 'eu-west-9' is not an AWS region"):
+        resolve_regions(["eu-west-1", "eu-west-9"], describe_regions, None)
+    with pytest.raises(ValueError, match="region 'me-south-1' is not enabled for this account"):
+        resolve_regions(["me-south-1"], describe_regions, None)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        resolve_regions(["all", "eu-west-1"], describe_regions, None)
+    with pytest.raises(ValueError, match="no region given"):
+        resolve_regions(None, describe_regions, None)
+
+
+def test_a_failing_region_is_reported_while_the_others_finish():
+    finished = []
+
+    def work(region):
+        if region == "eu-west-1":
+            raise ClientError({"Error": {"Code": "RequestLimitExceeded", "Message": "slow down"}}, "DescribeInstances")
+        time.sleep(0.05)
+        finished.append(region)
+        return region.upper()
+
+    outcomes = run_concurrently(work, ["us-east-1", "eu-west-1", "ap-south-1"], max_workers=3)
+    assert [(item, value) for item, value, error in outcomes] == [
+        ("us-east-1", "US-EAST-1"),
+        ("eu-west-1", None),
+        ("ap-south-1", "AP-SOUTH-1"),
+    ]
+    assert sorted(finished) == ["ap-south-1", "us-east-1"]
+    error = outcomes[1][2]
+    assert error_entry("eu-west-1", "eu-west-1", error, "describe") == {
+        "resource": "eu-west-1",
+        "region": "eu-west-1",
+        "code": "RequestLimitExceeded",
+        "message": "slow down",
+        "action": "describe",
+    }
+
+
+def test_concurrency_is_bounded():
+    lock, running, peak = threading.Lock(), [0], [0]
+
+    def work(item):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+        return item
+
+    assert [value for _, value, _ in run_concurrently(work, range(20), max_workers=4)] == list(range(20))
+    assert 1 < peak[0] <= 4
+
+
+def test_paginate_follows_next_token():
+    client = boto3.client("ec2", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stubber = Stubber(client)
+    filters = [{"Name": "tag-key", "Values": ["Backup"]}]
+    stubber.add_response(
+        "describe_instances",
+        {"Reservations": [{"Instances": [{"InstanceId": "i-1"}]}], "NextToken": "page2"},
+        {"Filters": filters},
+    )
+    stubber.add_response(
+        "describe_instances",
+        {"Reservations": [{"Instances": [{"InstanceId": "i-2"}]}]},
+        {"Filters": filters, "NextToken": "page2"},
+    )
+    with stubber:
+        reservations = paginate(client, "describe_instances", "Reservations", Filters=filters)
+    stubber.assert_no_pending_responses()
+    assert [r["Instances"][0]["InstanceId"] for r in reservations] == ["i-1", "i-2"]
