@@ -31,6 +31,7 @@ def aws(moto_endpoint):
     """moto, emptied before each test."""
     request = urllib.request.Request(moto_endpoint + "/moto-api/reset", method="POST")
     urllib.request.urlopen(request).read()
+    moto_server.CREATE_IMAGE_REQUESTS.clear()
     return Aws(moto_endpoint)
 
 

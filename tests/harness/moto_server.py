@@ -11,6 +11,9 @@ check what AWS does and the modules never carry a moto workaround:
   ``InvalidAMIName.Duplicate``.
   https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html
 
+It also records the parameters of each CreateImage request (``CREATE_IMAGE_REQUESTS``), so tests
+can see what moto ignores (``NoReboot``); recording changes no answer.
+
 Run as ``python -m tests.harness.moto_server --port N`` for the demo and the benchmarks;
 tests start it in-process (``start``) so they can also set states moto never shows
 (``pending`` images) directly on its backend.
@@ -25,9 +28,11 @@ os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 
 from moto.ec2.exceptions import EC2ClientError  # noqa: E402
 from moto.ec2.models.amis import AmiBackend  # noqa: E402
+from moto.ec2.responses.amis import AmisResponse  # noqa: E402
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer  # noqa: E402
 
 ACCOUNT_ID = "123456789012"
+CREATE_IMAGE_REQUESTS = []
 _PATCHED = False
 
 
@@ -54,7 +59,16 @@ def apply_conformance_patches():
             self.create_tags([ami.ebs_snapshot.id], {tag["Key"]: tag["Value"] for tag in snapshot_tags})
         return ami
 
+    original_create_image_response = AmisResponse.create_image
+
+    def record_create_image(self):
+        CREATE_IMAGE_REQUESTS.append(
+            {"InstanceId": self._get_param("InstanceId"), "Name": self._get_param("Name"), "NoReboot": self._get_param("NoReboot")}
+        )
+        return original_create_image_response(self)
+
     AmiBackend.create_image = create_image
+    AmisResponse.create_image = record_create_image
     _PATCHED = True
 
 
