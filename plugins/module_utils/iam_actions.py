@@ -1,0 +1,280 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the opsvault.aws_backup project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The IAM actions each module calls: the single source of the least-privilege policy.
+
+A feature is a module name, optionally with the options that change what it calls
+(``{"name": "snapshot_purge", "action": "archive"}``). ``grants(feature)`` lists what it
+needs; ``policy_document(features)`` merges the grants of several features into one IAM
+policy document. Scoping follows what AWS evaluates:
+
+* Describe calls support no resource-level scoping: ``Resource: "*"``.
+* Tags are written in the create call (TagSpecifications), which AWS authorises as
+  ``ec2:CreateTags`` with the condition key ``ec2:CreateAction``; the policy allows
+  ``ec2:CreateTags`` only for those create actions, so it cannot retag existing resources.
+* Deregister/delete/archive are scoped to the image or snapshot resource type and, unless a
+  feature adopts legacy or stale resources, to resources carrying the managed marker tag.
+* S3 is scoped to the bucket (``s3:ListBucket``) and its objects under the prefix (``s3:GetObject``).
+"""
+
+import json
+from collections import namedtuple
+
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import contract
+
+POLICY_VERSION = "2012-10-17"
+
+# Every API call the modules make goes through one of these; `target_regions` calls DescribeRegions.
+DESCRIBE_REGIONS = "ec2:DescribeRegions"
+
+Grant = namedtuple("Grant", ["sid", "actions", "resources", "condition"])
+
+SNAPSHOT_PURGE_ACTIONS = ("delete", "archive", "report")
+SNAPSHOT_PURGE_STALE = ("none", "volume_gone", "unattached")
+EBS_SNAPSHOT_MODES = ("volume", "instance")
+
+TAG_ON_CREATE_SID = "TagOnCreate"
+
+
+class FeatureError(ValueError):
+    pass
+
+
+def _as_list(value, name, choices, default):
+    values = default if value is None else ([value] if isinstance(value, str) else list(value))
+    unknown = [item for item in values if item not in choices]
+    if unknown or not values:
+        raise FeatureError(
+            "{0} must be one or more of {1}, got {2!r}".format(name, ", ".join(choices), value if unknown else values)
+        )
+    return values
+
+
+def _bool(value, name):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("yes", "true", "1", "no", "false", "0"):
+        return value.lower() in ("yes", "true", "1")
+    raise FeatureError("{0} must be a boolean, got {1!r}".format(name, value))
+
+
+def _image_arn(partition):
+    return "arn:{0}:ec2:*::image/*".format(partition)
+
+
+def _snapshot_arn(partition):
+    return "arn:{0}:ec2:*::snapshot/*".format(partition)
+
+
+def _managed_condition():
+    return {"StringEquals": {"aws:ResourceTag/" + contract.MARKER_KEY: contract.MARKER_VALUE}}
+
+
+def _delete_grant(actions, resources, managed_only):
+    if managed_only:
+        return Grant("DeleteManagedBackups", tuple(actions), tuple(resources), _managed_condition())
+    return Grant("DeleteBackups", tuple(actions), tuple(resources), None)
+
+
+def _tag_on_create(create_actions, resources):
+    return Grant(
+        TAG_ON_CREATE_SID,
+        ("ec2:CreateTags",),
+        tuple(resources),
+        {"StringEquals": {"ec2:CreateAction": [action.split(":", 1)[1] for action in create_actions]}},
+    )
+
+
+def _ami_backup(options, partition):
+    return [
+        Grant("Describe", (DESCRIBE_REGIONS, "ec2:DescribeInstances", "ec2:DescribeImages"), ("*",), None),
+        Grant("CreateBackups", ("ec2:CreateImage",), ("*",), None),
+        _tag_on_create(["ec2:CreateImage"], [_image_arn(partition), _snapshot_arn(partition)]),
+    ]
+
+
+def _ami_purge(options, partition):
+    managed_only = not _bool(options.get("adopt_legacy", False), "adopt_legacy")
+    return [
+        Grant("Describe", (DESCRIBE_REGIONS, "ec2:DescribeImages"), ("*",), None),
+        _delete_grant(["ec2:DeregisterImage"], [_image_arn(partition)], managed_only),
+        _delete_grant(["ec2:DeleteSnapshot"], [_snapshot_arn(partition)], managed_only),
+    ]
+
+
+def _ebs_snapshot(options, partition):
+    modes = _as_list(options.get("mode"), "mode", EBS_SNAPSHOT_MODES, ["volume"])
+    creates = []
+    if "volume" in modes:
+        creates.append("ec2:CreateSnapshot")
+    if "instance" in modes:
+        creates.append("ec2:CreateSnapshots")
+    # CreateSnapshot(s) authorise the source volume/instance and the new snapshot.
+    return [
+        Grant(
+            "Describe",
+            (DESCRIBE_REGIONS, "ec2:DescribeVolumes", "ec2:DescribeInstances", "ec2:DescribeSnapshots"),
+            ("*",),
+            None,
+        ),
+        Grant("CreateBackups", tuple(creates), ("*",), None),
+        _tag_on_create(creates, [_snapshot_arn(partition)]),
+    ]
+
+
+def _snapshot_purge(options, partition):
+    actions = _as_list(options.get("action"), "action", SNAPSHOT_PURGE_ACTIONS, ["delete"])
+    stale = options.get("stale") or "none"
+    if stale not in SNAPSHOT_PURGE_STALE:
+        raise FeatureError("stale must be one of {0}, got {1!r}".format(", ".join(SNAPSHOT_PURGE_STALE), stale))
+    adopt_legacy = _bool(options.get("adopt_legacy", False), "adopt_legacy")
+    describe = [DESCRIBE_REGIONS, "ec2:DescribeSnapshots", "ec2:DescribeImages"]
+    if stale != "none":
+        describe.append("ec2:DescribeVolumes")
+    if stale == "unattached":
+        describe.append("ec2:DescribeInstances")
+    grants = [Grant("Describe", tuple(describe), ("*",), None)]
+    mutating = []
+    if "delete" in actions:
+        mutating.append("ec2:DeleteSnapshot")
+    if "archive" in actions:
+        mutating.append("ec2:ModifySnapshotTier")
+    if mutating:
+        # Stale snapshots are found by their volume, not by our marker: they may predate the collection.
+        grants.append(_delete_grant(mutating, [_snapshot_arn(partition)], not adopt_legacy and stale == "none"))
+    return grants
+
+
+def _s3_mirror(options, partition):
+    bucket = options.get("bucket")
+    if not bucket or not isinstance(bucket, str) or "/" in bucket or "*" in bucket:
+        raise FeatureError("s3_mirror needs its bucket name (a plain name, no wildcard), got {0!r}".format(bucket))
+    prefix = options.get("prefix") or ""
+    if "*" in prefix:
+        raise FeatureError("s3_mirror prefix must not contain a wildcard, got {0!r}".format(prefix))
+    bucket_arn = "arn:{0}:s3:::{1}".format(partition, bucket)
+    return [
+        Grant("ListBucket", ("s3:ListBucket",), (bucket_arn,), None),
+        Grant("ReadObjects", ("s3:GetObject",), ("{0}/{1}*".format(bucket_arn, prefix),), None),
+    ]
+
+
+FEATURES = {
+    "ami_backup": (_ami_backup, ()),
+    "ami_purge": (_ami_purge, ("adopt_legacy",)),
+    "ebs_snapshot": (_ebs_snapshot, ("mode",)),
+    "snapshot_purge": (_snapshot_purge, ("action", "stale", "adopt_legacy")),
+    "s3_mirror": (_s3_mirror, ("bucket", "prefix")),
+}
+
+
+def normalize_feature(feature):
+    """``"ami_backup"`` or ``{"name": "s3_mirror", "bucket": "b"}`` -> ``(name, options)``."""
+    if isinstance(feature, str):
+        name, options = feature, {}
+    elif isinstance(feature, dict):
+        options = dict(feature)
+        name = options.pop("name", None)
+    else:
+        raise FeatureError("a feature is a name or a dict with 'name', got {0!r}".format(feature))
+    if name not in FEATURES:
+        raise FeatureError("unknown feature {0!r}; features: {1}".format(name, ", ".join(sorted(FEATURES))))
+    unknown = sorted(set(options) - set(FEATURES[name][1]))
+    if unknown:
+        raise FeatureError(
+            "unknown option(s) {0} for feature {1}; options: {2}".format(
+                ", ".join(unknown), name, ", ".join(FEATURES[name][1]) or "none"
+            )
+        )
+    return name, options
+
+
+def grants(feature, partition="aws"):
+    """The grants one feature needs."""
+    name, options = normalize_feature(feature)
+    return FEATURES[name][0](options, partition)
+
+
+def actions(feature, partition="aws"):
+    """The sorted IAM actions one feature needs."""
+    return sorted({action for grant in grants(feature, partition) for action in grant.actions})
+
+
+def _merge(all_grants):
+    """Merge grants into statements: one per Sid, resources and condition; tag-on-create conditions united."""
+    merged = {}
+    tag_actions, tag_resources = [], []
+    for grant in all_grants:
+        if grant.sid == TAG_ON_CREATE_SID:
+            tag_actions.extend(grant.condition["StringEquals"]["ec2:CreateAction"])
+            tag_resources.extend(grant.resources)
+            continue
+        key = (grant.sid, grant.resources, json.dumps(grant.condition, sort_keys=True))
+        merged.setdefault(key, set()).update(grant.actions)
+    unconditional = {
+        (action, resource)
+        for (sid, resources, condition), merged_actions in merged.items()
+        if condition == "null"
+        for action in merged_actions
+        for resource in resources
+    }
+    statements = []
+    for (sid, resources, condition), merged_actions in merged.items():
+        if condition != "null":
+            merged_actions = {
+                action for action in merged_actions if not all((action, r) in unconditional for r in resources)
+            }
+            if not merged_actions:
+                continue
+        statements.append((sid, resources, json.loads(condition), merged_actions))
+    if tag_actions:
+        statements.append(
+            (
+                TAG_ON_CREATE_SID,
+                tuple(dict.fromkeys(tag_resources)),
+                {"StringEquals": {"ec2:CreateAction": sorted(set(tag_actions))}},
+                {"ec2:CreateTags"},
+            )
+        )
+    return statements
+
+
+def _sid(base, used):
+    sid, number = base, 2
+    while sid in used:
+        sid, number = "{0}{1}".format(base, number), number + 1
+    used.add(sid)
+    return sid
+
+
+def policy_document(features, partition="aws"):
+    """The IAM policy document (a dict) that allows exactly what ``features`` call."""
+    if isinstance(features, (str, dict)):
+        features = [features]
+    if not features:
+        raise FeatureError("at least one feature is needed; features: {0}".format(", ".join(sorted(FEATURES))))
+    all_grants = [grant for feature in features for grant in grants(feature, partition)]
+    used = set()
+    statements = []
+    for sid, resources, condition, merged_actions in _merge(all_grants):
+        statement = {
+            "Sid": _sid(sid, used),
+            "Effect": "Allow",
+            "Action": sorted(merged_actions),
+            "Resource": list(resources) if len(resources) > 1 else resources[0],
+        }
+        if condition:
+            statement["Condition"] = condition
+        statements.append(statement)
+    return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+def policy_actions(document):
+    """Every action a policy document allows (for tests and reports)."""
+    found = set()
+    for statement in document["Statement"]:
+        if statement["Effect"] == "Allow":
+            value = statement["Action"]
+            found.update([value] if isinstance(value, str) else value)
+    return sorted(found)
