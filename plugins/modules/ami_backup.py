@@ -19,7 +19,7 @@ description:
   - Regions are processed concurrently, and a failing region or instance does not stop the others;
     the task fails at the end, listing every error in RV(errors).
 author:
-  - opsvault.aws_backup contributors
+  - opsvault.aws_backup contributors (@opsvault)
 options:
   regions:
     description:
