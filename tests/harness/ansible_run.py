@@ -80,7 +80,13 @@ def run_playbook(playbook, workdir, endpoint=None, extra_vars=None, check=False,
     if check:
         command.append("--check")
     process = subprocess.run(
-        command, cwd=str(workdir), env=environment(endpoint, env), capture_output=True, text=True, timeout=timeout
+        command,
+        cwd=str(workdir),
+        env=environment(endpoint, env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     return PlaybookRun(process)
 
