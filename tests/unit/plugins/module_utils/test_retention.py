@@ -83,6 +83,18 @@ def test_bad_date_names_the_value():
         parse_date("23/11/2026")
 
 
-@pytest.mark.parametrize("value, expected", [("yes", True), ("TRUE", True), ("1", True), ("on", True), ("no", False), ("", False), (None, False), ("false", False)])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("yes", True),
+        ("TRUE", True),
+        ("1", True),
+        ("on", True),
+        ("no", False),
+        ("", False),
+        (None, False),
+        ("false", False),
+    ],
+)
 def test_true_tags(value, expected):
     assert is_true_tag(value) is expected
