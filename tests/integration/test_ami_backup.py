@@ -140,11 +140,11 @@ def test_bad_options_fail_before_any_change_naming_the_value(aws, play):
         "name without id": ({"name_template": "{name}-{timestamp}"}, "'{name}-{timestamp}'"),
         "bad state": ({"instance_states": ["terminated"]}, "terminated"),
     }
-    tasks = [dict(backup_task(name, **options), ignore_errors=True) for name, (options, _) in cases.items()]
+    tasks = [dict(backup_task(name, **options), ignore_errors=True) for name, (options, _expected) in cases.items()]
 
     run = play(tasks)
 
-    for name, (_, expected) in cases.items():
+    for name, (_options, expected) in cases.items():
         result = run.result(name)
         assert result.get("failed") is True, (name, result)
         assert expected in result["msg"], (name, result["msg"])
