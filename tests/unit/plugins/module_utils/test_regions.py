@@ -87,7 +87,7 @@ def test_concurrency_is_bounded():
             running[0] -= 1
         return item
 
-    assert [value for _, value, _ in run_concurrently(work, range(20), max_workers=4)] == list(range(20))
+    assert [value for _item, value, _error in run_concurrently(work, range(20), max_workers=4)] == list(range(20))
     assert 1 < peak[0] <= 4
 
 
