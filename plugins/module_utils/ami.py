@@ -173,8 +173,8 @@ def plan_backups(region, instances, managed_images, options, now):
 
 
 def image_source(image, tags):
-    """The instance an AMI was made from: our tag, else an instance id in a legacy name."""
-    source = tags.get(contract.SOURCE_INSTANCE_KEY)
+    """The instance an AMI was made from: our tag, AWS's own field, else an instance id in a legacy name."""
+    source = tags.get(contract.SOURCE_INSTANCE_KEY) or image.get("SourceInstanceId")
     if source:
         return source
     for text in (image.get("Name") or "", image.get("Description") or ""):
@@ -185,108 +185,187 @@ def image_source(image, tags):
 
 
 def image_snapshot_ids(image):
-    return [
-        mapping["Ebs"]["SnapshotId"]
-        for mapping in image.get("BlockDeviceMappings") or []
-        if mapping.get("Ebs", {}).get("SnapshotId")
-    ]
+    """The EBS snapshots an AMI is made of, in device order, each once."""
+    return list(
+        dict.fromkeys(
+            mapping["Ebs"]["SnapshotId"]
+            for mapping in image.get("BlockDeviceMappings") or []
+            if (mapping.get("Ebs") or {}).get("SnapshotId")
+        )
+    )
 
 
-def _kept(image, region, reason):
-    return {"image_id": image["ImageId"], "name": image.get("Name"), "region": region, "reason": reason}
+def _source_label(source):
+    return source if source != UNKNOWN_SOURCE else "legacy AMIs of unknown source"
 
 
-def plan_purge(region, images, own_snapshot_ids, as_of, keep_min=1, keep_last=None, adopt_legacy=False, account_id=None):
-    """Decide, for one region, which AMIs to deregister and which snapshots to delete.
+def _kept(image, region, reason, source=None):
+    return {
+        "image_id": image["ImageId"],
+        "name": image.get("Name"),
+        "region": region,
+        "source_instance_id": None if source in (None, UNKNOWN_SOURCE) else source,
+        "reason": reason,
+    }
 
-    ``images``: every AMI the account owns in the region (all of them, so that a snapshot
-    another AMI uses is seen).  ``own_snapshot_ids``: the ids of the account's snapshots.
-    Returns ``{"deregister": [...], "kept": [...], "warnings": [...]}``; each deregister item
-    lists the snapshots to delete after it and the ones kept, with reasons.
-    """
-    kept, warnings, groups = [], [], {}
+
+def _kept_snapshot(snapshot_id, image, region, reason):
+    return {
+        "snapshot_id": snapshot_id,
+        "image_id": image["ImageId"],
+        "name": image.get("Name"),
+        "region": region,
+        "reason": reason,
+    }
+
+
+def _newest_first(entry):
+    return (entry["image"].get("CreationDate") or "", entry["image"]["ImageId"])
+
+
+def check_purge_counts(keep_min, keep_last=None):
+    """Raise ValueError naming the value when keep_min or keep_last is below 1."""
+    if keep_min is None or keep_min < 1:
+        raise ValueError(
+            "keep_min must be at least 1 (the newest available backup is never purged), got {0}".format(keep_min)
+        )
+    if keep_last is not None and keep_last < 1:
+        raise ValueError("keep_last must be at least 1, got {0}".format(keep_last))
+
+
+def _purge_candidates(region, images, account_id, adopt_legacy, warnings):
+    """The account's managed (and, with adopt_legacy, legacy) AMIs grouped by source instance."""
+    groups = {}
     for image in images:
-        if account_id and image.get("OwnerId") not in (None, account_id):
+        if image.get("OwnerId") != account_id:
             continue
         tags = contract.tag_dict(image)
         managed = contract.is_managed(tags)
         if not managed and not (adopt_legacy and contract.DELETE_ON_KEY in tags):
             continue
+        entry = {"image": image, "legacy": not managed, "expiry": None, "bad_delete_on": None}
         try:
-            expiry = contract.delete_on(tags)
+            entry["expiry"] = contract.delete_on(tags)
         except ValueError as exc:
-            warnings.append("image {0} in {1}: DeleteOn {2}".format(image["ImageId"], region, exc))
-            kept.append(_kept(image, region, "DeleteOn tag {0!r} is not a date".format(tags[contract.DELETE_ON_KEY])))
-            continue
-        entry = {"image": image, "expiry": expiry, "legacy": not managed}
+            entry["bad_delete_on"] = tags[contract.DELETE_ON_KEY]
+            warnings.append(
+                "image {0} in {1}: DeleteOn tag {2}; the image is kept".format(image["ImageId"], region, exc)
+            )
         groups.setdefault(image_source(image, tags), []).append(entry)
+    return groups
+
+
+def _decide(entry, rank, as_of, keep_min, keep_last, label):
+    """``(purge, reason)`` for one image of a source whose newest backup is available."""
+    state = entry["image"].get("State")
+    if state == "available" and rank <= keep_min:
+        return False, "one of the newest {0} available backup(s) of {1} (keep_min)".format(keep_min, label)
+    if entry["bad_delete_on"] is not None:
+        return False, "DeleteOn tag {0!r} is not a date".format(entry["bad_delete_on"])
+    if state == "pending":
+        return False, "image is pending"
+    expiry = entry["expiry"]
+    if expiry is not None and expiry <= as_of:
+        return True, "expired on {0}".format(expiry.isoformat())
+    if keep_last is not None and state == "available" and rank > keep_last:
+        return True, "beyond keep_last {0}: available backup number {1} of {2}".format(keep_last, rank, label)
+    if expiry is None:
+        return False, "has no DeleteOn tag"
+    return False, "expires on {0}".format(expiry.isoformat())
+
+
+def plan_purge(region, images, snapshots, account_id, as_of, keep_min=1, keep_last=None, adopt_legacy=False):
+    """Decide, for one region, which AMIs to deregister and which snapshots to delete after them.
+
+    ``images``: every AMI the account owns in the region (all of them, not only ours, so that a
+    snapshot another AMI uses is seen).  ``snapshots``: DescribeSnapshots items of the account
+    (each one's ``OwnerId`` is checked against ``account_id``).  ``as_of``: the date whose
+    expired backups go.  ``keep_min``: available backups always kept per source;
+    ``keep_last``: when set, available backups beyond this count go even before they expire.
+
+    Returns ``{"deregister": [...], "snapshots": [...], "kept": [...], "warnings": [...]}``:
+    ``deregister`` items are result-shaped (image_id, name, region, source_instance_id,
+    delete_on, reason, legacy, state, snapshot_ids); ``snapshots`` lists each snapshot to delete
+    once all the AMIs in its ``image_ids`` are deregistered; ``kept`` gives every managed image
+    and every snapshot of a leaving image that stays, with the reason.
+    """
+    check_purge_counts(keep_min, keep_last)
+    kept, warnings = [], []
+    groups = _purge_candidates(region, images, account_id, adopt_legacy, warnings)
 
     deregister = []
     for source in sorted(groups):
-        entries = sorted(groups[source], key=lambda item: item["image"].get("CreationDate") or "", reverse=True)
+        label = _source_label(source)
+        entries = sorted(groups[source], key=_newest_first, reverse=True)
         newest = entries[0]["image"]
         if newest.get("State") != "available":
-            for entry in entries:
-                kept.append(
-                    _kept(
-                        entry["image"],
-                        region,
-                        "the newest backup of {0}, {1}, is {2}: nothing of this source is purged "
-                        "until the latest backup succeeds".format(source, newest["ImageId"], newest.get("State")),
-                    )
-                )
+            reason = (
+                "the newest backup of {0}, {1}, is {2}: nothing of this source is purged "
+                "until its latest backup is available".format(label, newest["ImageId"], newest.get("State"))
+            )
+            kept.extend(_kept(entry["image"], region, reason, source) for entry in entries)
             continue
-        available_rank = 0
+        rank = 0
         for entry in entries:
             image = entry["image"]
-            state = image.get("State")
-            if state == "available":
-                available_rank += 1
-                if available_rank <= keep_min:
-                    kept.append(_kept(image, region, "one of the newest {0} available backups of {1} (keep_min)".format(keep_min, source)))
-                    continue
-            elif state == "pending":
-                kept.append(_kept(image, region, "image is pending"))
-                continue
-            beyond_keep_last = keep_last is not None and state == "available" and available_rank > keep_last
-            expired = entry["expiry"] is not None and entry["expiry"] <= as_of
-            if not (expired or beyond_keep_last):
-                reason = "expires on {0}".format(entry["expiry"]) if entry["expiry"] else "has no DeleteOn tag"
-                kept.append(_kept(image, region, reason))
+            if image.get("State") == "available":
+                rank += 1
+            purge, reason = _decide(entry, rank, as_of, keep_min, keep_last, label)
+            if not purge:
+                kept.append(_kept(image, region, reason, source))
                 continue
             deregister.append(
                 {
-                    "image": image,
-                    "source": source,
+                    "image_id": image["ImageId"],
+                    "name": image.get("Name"),
+                    "region": region,
+                    "source_instance_id": None if source == UNKNOWN_SOURCE else source,
                     "delete_on": entry["expiry"].isoformat() if entry["expiry"] else None,
+                    "reason": reason,
                     "legacy": entry["legacy"],
-                    "reason": "expired on {0}".format(entry["expiry"]) if expired else "beyond keep_last {0}".format(keep_last),
+                    "state": image.get("State"),
+                    "snapshot_ids": [],
                 }
             )
 
-    _plan_snapshots(deregister, images, own_snapshot_ids)
-    return {"deregister": deregister, "kept": kept, "warnings": warnings}
+    to_delete, kept_snapshots = _plan_snapshots(region, deregister, images, snapshots, account_id)
+    return {"deregister": deregister, "snapshots": to_delete, "kept": kept + kept_snapshots, "warnings": warnings}
 
 
-def _plan_snapshots(deregister, images, own_snapshot_ids):
-    """Attach to each deregister item the snapshots that are safe to delete after it."""
-    leaving = {item["image"]["ImageId"] for item in deregister}
+def _plan_snapshots(region, deregister, images, snapshots, account_id):
+    """The snapshots of the leaving AMIs that are safe to delete, and those that stay (with reasons).
+
+    A snapshot stays when an AMI that remains registered uses it, or when it is not one of the
+    account's snapshots.  A snapshot two leaving AMIs share is planned once, with both AMIs.
+    Fills each deregister item's ``snapshot_ids``.
+    """
+    by_id = {image["ImageId"]: image for image in images}
+    leaving = {item["image_id"] for item in deregister}
+    owners = {snapshot["SnapshotId"]: snapshot.get("OwnerId") for snapshot in snapshots}
     users = {}
     for image in images:
         if image["ImageId"] not in leaving:
             for snapshot_id in image_snapshot_ids(image):
                 users.setdefault(snapshot_id, []).append(image["ImageId"])
-    planned = set()
+
+    planned, kept = {}, []
     for item in deregister:
-        item["delete_snapshots"], item["keep_snapshots"] = [], []
-        for snapshot_id in image_snapshot_ids(item["image"]):
-            if snapshot_id in planned:
-                continue  # shared by two expiring AMIs: deleted once, after both are gone
+        image = by_id[item["image_id"]]
+        for snapshot_id in image_snapshot_ids(image):
             if snapshot_id in users:
-                reason = "also used by {0}".format(", ".join(sorted(users[snapshot_id])))
-                item["keep_snapshots"].append({"snapshot_id": snapshot_id, "reason": reason})
-            elif snapshot_id not in own_snapshot_ids:
-                item["keep_snapshots"].append({"snapshot_id": snapshot_id, "reason": "not owned by this account"})
+                reason = "also used by {0}, which stays registered".format(", ".join(sorted(users[snapshot_id])))
+                kept.append(_kept_snapshot(snapshot_id, image, region, reason))
+            elif owners.get(snapshot_id) != account_id:
+                if snapshot_id in owners:
+                    reason = "owned by {0}, not by this account".format(owners[snapshot_id])
+                else:
+                    reason = "not among this account's snapshots"
+                kept.append(_kept_snapshot(snapshot_id, image, region, reason))
             else:
-                item["delete_snapshots"].append(snapshot_id)
-                planned.add(snapshot_id)
+                planned.setdefault(snapshot_id, []).append(image["ImageId"])
+                item["snapshot_ids"].append(snapshot_id)
+    to_delete = [
+        {"snapshot_id": snapshot_id, "image_id": image_ids[0], "image_ids": image_ids, "region": region}
+        for snapshot_id, image_ids in planned.items()
+    ]
+    return to_delete, kept
