@@ -1,0 +1,381 @@
+"""s3_mirror through real ansible-playbook runs against moto."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from tests.harness import ansible_run
+from tests.harness import s3 as s3h
+
+BUCKET = "photos-backup"
+MIB = s3h.MIB
+
+
+def mirror_task(name="mirror", **options):
+    return {"name": name, "opsvault.aws_backup.s3_mirror": dict({"bucket": BUCKET}, **options), "register": "result"}
+
+
+@pytest.fixture
+def s3(aws):
+    client = aws.client("s3")
+    client.create_bucket(Bucket=BUCKET)
+    return client
+
+
+def listing(s3, prefix=""):
+    return {
+        item["Key"]: item
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+        for item in page.get("Contents", [])
+    }
+
+
+def test_cold_mirror_is_byte_identical_and_warm_rerun_downloads_nothing(s3, play, tmp_path):
+    dest = tmp_path / "myS3backup"
+    s3h.put(
+        s3,
+        BUCKET,
+        {
+            "cat.jpg": os.urandom(3000),
+            "2026/11/23/dog photo.png": os.urandom(1000),
+            "2026/11/über straße/café ☕.jpg": b"unicode",
+            "deep/a/b/c/d/e/f.txt": b"nested",
+            "empty.bin": b"",
+            "folder marker/": b"",
+            "single-part-large.bin": os.urandom(6 * MIB),
+        },
+    )
+    s3h.put_multipart(s3, BUCKET, "video/uniform.mp4", [5 * MIB, 5 * MIB, 123])
+    s3h.put_multipart(s3, BUCKET, "video/uneven parts.mp4", [6 * MIB, 5 * MIB, 7])
+    expected = {key: body for key, body in s3h.bucket_contents(s3, BUCKET).items() if not key.endswith("/")}
+
+    run = play([mirror_task(dest=str(dest), multipart_threshold=5 * MIB)])
+    result = run.result("mirror")
+    assert run.rc == 0, result
+    assert result["changed"] is True
+    assert s3h.local_files(dest) == expected
+    assert (dest / "folder marker").is_dir()
+    assert result["counts"] == dict(
+        listed=9, downloaded=8, unchanged=0, directories=1, excluded=0, skipped=0, deleted=0, orphaned=0, errors=0
+    )
+    assert result["bytes"]["downloaded"] == sum(len(body) for body in expected.values())
+    assert {item["key"] for item in result["downloaded_keys"]} == set(expected)
+    for key, item in listing(s3).items():
+        if not key.endswith("/"):
+            assert os.stat(dest / key).st_mtime == item["LastModified"].timestamp()
+    assert not (dest / ".s3_mirror_tmp").exists()
+    index_lines = (dest / ".s3_mirror_index.jsonl").read_text().splitlines()
+    assert json.loads(index_lines[0])["bucket"] == BUCKET
+    assert [json.loads(line)[0] for line in index_lines[1:]] == sorted(expected)
+
+    inodes = {key: os.stat(dest / key).st_ino for key in expected}
+    rerun = play([mirror_task(dest=str(dest), multipart_threshold=5 * MIB)])
+    again = rerun.result("mirror")
+    assert rerun.rc == 0, again
+    assert again["changed"] is False
+    assert again["counts"]["downloaded"] == 0 and again["counts"]["unchanged"] == 8
+    assert again["downloaded_keys"] == []
+    assert {key: os.stat(dest / key).st_ino for key in expected} == inodes
+    assert s3h.local_files(dest) == expected
+
+
+def test_same_size_change_is_fetched_and_local_damage_is_repaired(s3, play, tmp_path):
+    dest = tmp_path / "mirror"
+    s3h.put(s3, BUCKET, {"a.txt": b"aaaa", "b.txt": b"bbbb", "c.txt": b"cccc"})
+    assert play([mirror_task(dest=str(dest))]).rc == 0
+
+    s3h.put(s3, BUCKET, {"a.txt": b"AAAA"})
+    os.unlink(dest / "b.txt")
+    (dest / "c.txt").write_bytes(b"cc")
+    run = play([mirror_task(dest=str(dest))])
+    result = run.result("mirror")
+    assert run.rc == 0, result
+    assert result["changed"] is True
+    assert {item["key"]: item["reason"] for item in result["downloaded_keys"]} == {
+        "a.txt": "changed",
+        "b.txt": "missing locally",
+        "c.txt": "local copy differs",
+    }
+    assert s3h.local_files(dest) == {"a.txt": b"AAAA", "b.txt": b"bbbb", "c.txt": b"cccc"}
+
+
+def test_include_exclude_and_prefix(s3, play, tmp_path):
+    dest = tmp_path / "images"
+    s3h.put(
+        s3,
+        BUCKET,
+        {
+            "uploads/a.jpg": b"a",
+            "uploads/sub/b.png": b"b",
+            "uploads/notes.txt": b"n",
+            "uploads/tmp/c.jpg": b"c",
+            "other/d.jpg": b"d",
+            "uploadsX/e.jpg": b"e",
+        },
+    )
+    run = play([mirror_task(dest=str(dest), prefix="uploads", include=["*.jpg", "*.png"], exclude=["tmp/*"])])
+    result = run.result("mirror")
+    assert run.rc == 0, result
+    assert s3h.local_files(dest) == {"a.jpg": b"a", "sub/b.png": b"b"}
+    assert result["counts"]["listed"] == 4 and result["counts"]["excluded"] == 2
+
+
+def test_deletes_only_with_delete_true_and_stop_at_max_delete(s3, play, tmp_path):
+    dest = tmp_path / "mirror"
+    s3h.put(s3, BUCKET, {"keep.txt": b"k", "gone1.txt": b"1", "sub/gone2.txt": b"2", "sub/gone3.txt": b"3"})
+    assert play([mirror_task(dest=str(dest))]).rc == 0
+    (dest / "mine.txt").write_bytes(b"not from the bucket")
+    s3.delete_objects(
+        Bucket=BUCKET, Delete={"Objects": [{"Key": k} for k in ("gone1.txt", "sub/gone2.txt", "sub/gone3.txt")]}
+    )
+
+    run = play([mirror_task(dest=str(dest))])
+    result = run.result("mirror")
+    assert run.rc == 0, result
+    assert result["changed"] is False
+    assert result["counts"]["orphaned"] == 3 and result["counts"]["deleted"] == 0
+    assert sorted(result["orphaned_files"]) == sorted(
+        str(dest / p) for p in ("gone1.txt", "sub/gone2.txt", "sub/gone3.txt")
+    )
+    assert (dest / "gone1.txt").exists()
+
+    for guard in ("2", "50%"):
+        refused = play([mirror_task(dest=str(dest), delete=True, max_delete=guard)])
+        result = refused.result("mirror")
+        assert refused.rc != 0
+        assert "max_delete" in result["msg"], result["msg"]
+        assert result["errors"][0]["code"] == "MaxDeleteExceeded"
+        assert result["counts"]["deleted"] == 0
+        assert (dest / "gone1.txt").exists() and (dest / "sub" / "gone3.txt").exists()
+
+    run = play([mirror_task(dest=str(dest), delete=True, max_delete="3")])
+    result = run.result("mirror")
+    assert run.rc == 0, result
+    assert result["changed"] is True and result["counts"]["deleted"] == 3
+    assert s3h.local_files(dest) == {"keep.txt": b"k", "mine.txt": b"not from the bucket"}
+    assert not (dest / "sub").exists()
+    index_keys = [json.loads(line)[0] for line in (dest / ".s3_mirror_index.jsonl").read_text().splitlines()[1:]]
+    assert index_keys == ["keep.txt"]
+
+
+def test_hostile_keys_never_escape_dest(s3, play, tmp_path):
+    dest = tmp_path / "box" / "mirror"
+    hostile = {
+        "../escaped.txt": "key has a '..' path segment",
+        "a/../../escaped2.txt": "key has a '..' path segment",
+        "/etc/escaped3": "key is an absolute path",
+        "..\\..\\escaped4.txt": "key contains a backslash, a path separator on some systems",
+        "a//b.txt": "key has an empty path segment ('//')",
+        "./dot.txt": "key has a '.' path segment",
+        ".s3_mirror_index.jsonl": "name '.s3_mirror_index.jsonl' is reserved for the mirror's own files",
+        "x/\x00nul.txt": "key contains a NUL character",
+    }
+    s3h.put(s3, BUCKET, {key: b"evil" for key in hostile})
+    s3h.put(s3, BUCKET, {"ok.txt": b"fine", "taken": b"file", "taken/inside.txt": b"needs taken as a directory"})
+    stored = set(listing(s3))
+    assert set(hostile) <= stored, "moto must store every hostile key for this test to mean something"
+
+    run = play([mirror_task(dest=str(dest))])
+    result = run.result("mirror")
+    assert run.rc == 0, result
+    reasons = {item["key"]: item["reason"] for item in result["skipped_keys"]}
+    assert {key: reasons.get(key) for key in hostile} == hostile
+    assert "is taken by the file of key 'taken'" in reasons["taken/inside.txt"]
+    assert result["counts"]["skipped"] == len(hostile) + 1
+    assert s3h.local_files(dest) == {"ok.txt": b"fine", "taken": b"file"}
+    assert sorted(os.listdir(tmp_path / "box")) == ["mirror"]
+    assert not os.path.exists("/etc/escaped3")
+    assert json.loads((dest / ".s3_mirror_index.jsonl").read_text().splitlines()[0])["format"]
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (dest / "link").symlink_to(outside)
+    s3h.put(s3, BUCKET, {"link/pwned.txt": b"through a symlink"})
+    run = play([mirror_task(dest=str(dest))])
+    result = run.result("mirror")
+    assert run.rc != 0
+    assert result["errors"][0]["key"] == "link/pwned.txt" and "symlink" in result["errors"][0]["message"]
+    assert list(outside.iterdir()) == []
+
+
+def test_check_mode_lists_the_plan_and_writes_nothing(s3, play, tmp_path):
+    dest = tmp_path / "mirror"
+    s3h.put(s3, BUCKET, {"a.txt": b"a", "dir/": b""})
+    run = play([mirror_task(dest=str(dest))], check=True)
+    result = run.result("mirror")
+    assert run.rc == 0, result
+    assert result["changed"] is True
+    assert [item["key"] for item in result["downloaded_keys"]] == ["a.txt"]
+    assert result["counts"]["directories"] == 1
+    assert not dest.exists()
+
+    assert play([mirror_task(dest=str(dest))]).rc == 0
+    s3h.put(s3, BUCKET, {"a.txt": b"b", "new.txt": b"n"})
+    s3h.put(s3, BUCKET, {"old.txt": b"o"})
+    assert play([mirror_task(dest=str(dest))]).rc == 0
+    s3.delete_object(Bucket=BUCKET, Key="old.txt")
+    s3h.put(s3, BUCKET, {"a.txt": b"c", "newer.txt": b"n"})
+    before = {path: (os.stat(dest / path).st_ino, data) for path, data in s3h.local_files(dest).items()}
+    index_before = (dest / ".s3_mirror_index.jsonl").read_bytes()
+
+    run = play([mirror_task(dest=str(dest), delete=True)], check=True)
+    result = run.result("mirror")
+    assert run.rc == 0, result
+    assert result["changed"] is True
+    assert sorted(item["key"] for item in result["downloaded_keys"]) == ["a.txt", "newer.txt"]
+    assert result["deleted_files"] == [str(dest / "old.txt")]
+    assert {path: (os.stat(dest / path).st_ino, data) for path, data in s3h.local_files(dest).items()} == before
+    assert (dest / ".s3_mirror_index.jsonl").read_bytes() == index_before
+
+
+def test_checksum_mismatch_is_an_error_and_keeps_the_old_copy(s3, play, tmp_path):
+    dest = tmp_path / "mirror"
+    s3.put_object(Bucket=BUCKET, Key="plain.txt", Body=b"version 1")
+    s3.put_object(Bucket=BUCKET, Key="sha.txt", Body=b"version 1", ChecksumAlgorithm="SHA256")
+    assert play([mirror_task(dest=str(dest))]).rc == 0
+
+    s3.put_object(Bucket=BUCKET, Key="plain.txt", Body=b"version 2")
+    s3h.stored_key(BUCKET, "plain.txt")._etag = hashlib.md5(b"something else").hexdigest()
+    s3.put_object(Bucket=BUCKET, Key="sha.txt", Body=b"version 2", ChecksumAlgorithm="SHA256")
+    s3h.stored_key(BUCKET, "sha.txt").checksum_value = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+    s3h.put(s3, BUCKET, {"good.txt": b"fine"})
+
+    run = play([mirror_task(dest=str(dest))])
+    result = run.result("mirror")
+    assert run.rc != 0
+    errors = {error["key"]: error for error in result["errors"]}
+    assert set(errors) == {"plain.txt", "sha.txt"}
+    assert errors["plain.txt"]["code"] == "ChecksumMismatch" and "MD5" in errors["plain.txt"]["message"]
+    assert errors["sha.txt"]["code"] == "ChecksumMismatch" and "ChecksumSHA256" in errors["sha.txt"]["message"]
+    assert "2 error(s)" in result["msg"]
+    assert s3h.local_files(dest) == {"plain.txt": b"version 1", "sha.txt": b"version 1", "good.txt": b"fine"}
+
+
+def test_missing_bucket_unwritable_dest_and_bad_credentials_fail_clearly(s3, play, aws, tmp_path):
+    run = play([mirror_task(bucket="no-such-bucket", dest=str(tmp_path / "m1"))])
+    assert run.rc != 0
+    assert "bucket 'no-such-bucket' does not exist" in run.result("mirror")["msg"]
+    assert not (tmp_path / "m1").exists()
+
+    s3h.put(s3, BUCKET, {"a.txt": b"a"})
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"")
+    run = play([mirror_task(dest=str(blocker / "mirror"))])
+    assert run.rc != 0
+    assert "dest {0} cannot be created: Not a directory".format(blocker / "mirror") in run.result("mirror")["msg"]
+
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(readonly)], check=True)
+    else:
+        readonly.chmod(0o555)
+    try:
+        run = play([mirror_task(dest=str(readonly))])
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(readonly)], check=True)
+        readonly.chmod(0o755)
+    assert run.rc != 0
+    message = run.result("mirror")["msg"]
+    assert "dest {0} is not writable".format(readonly) in message, message
+    assert os.listdir(readonly) == []
+
+    iam = aws.client("iam")
+    iam.create_user(UserName="mirror")
+    key = iam.create_access_key(UserName="mirror")["AccessKey"]
+    read_only = {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetObject"], "Resource": "*"}
+    iam.put_user_policy(
+        UserName="mirror",
+        PolicyName="read",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [read_only]}),
+    )
+    s3h.set_auth(aws.endpoint, 0)
+    try:
+        runs = {
+            "unknown key": play(
+                [mirror_task(dest=str(tmp_path / "m2"), access_key="AKIANOTAREALKEY00000", secret_key="x")]
+            ),
+            "wrong secret": play(
+                [mirror_task(dest=str(tmp_path / "m2"), access_key=key["AccessKeyId"], secret_key="wrong" * 8)]
+            ),
+            "valid": play(
+                [
+                    mirror_task(
+                        dest=str(tmp_path / "m3"), access_key=key["AccessKeyId"], secret_key=key["SecretAccessKey"]
+                    )
+                ]
+            ),
+        }
+    finally:
+        s3h.set_auth(aws.endpoint, "inf")
+    unknown = runs["unknown key"].result("mirror")["msg"]
+    assert runs["unknown key"].rc != 0 and "S3 rejected the credentials" in unknown and "InvalidAccessKeyId" in unknown
+    wrong = runs["wrong secret"].result("mirror")["msg"]
+    assert runs["wrong secret"].rc != 0 and "SignatureDoesNotMatch" in wrong, wrong
+    assert runs["valid"].rc == 0, runs["valid"].result("mirror")
+    assert not (tmp_path / "m2").exists()
+    assert s3h.local_files(tmp_path / "m3") == {"a.txt": b"a"}
+
+
+def slow_ranged_gets(monkeypatch, key, delay):
+    """Make moto (in this process) answer ranged GETs of one key slowly, so a run can be killed mid-download."""
+    from moto.s3.responses import S3Response
+
+    original = S3Response._key_response_get
+
+    def slow(self, *args, **kwargs):
+        if self.path.endswith("/" + key) and self.headers.get("Range"):
+            time.sleep(delay)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(S3Response, "_key_response_get", slow)
+
+
+def test_interrupted_run_leaves_no_partial_file_and_rerun_completes(s3, aws, tmp_path, monkeypatch):
+    dest = tmp_path / "mirror"
+    small = s3h.put(s3, BUCKET, {"photo-{0:02d}.jpg".format(n): os.urandom(2048) for n in range(20)})
+    big = s3h.put_multipart(s3, BUCKET, "zz-big.bin", [5 * MIB, 5 * MIB, 5 * MIB, 1000])
+    slow_ranged_gets(monkeypatch, "zz-big.bin", 3)
+
+    tasks = [mirror_task(dest=str(dest), multipart_threshold=5 * MIB, max_concurrency=4)]
+    playbook = tmp_path / "mirror.yml"
+    playbook.write_text(yaml.safe_dump(ansible_run.aws_play(aws.endpoint, tasks), sort_keys=False))
+    process = subprocess.Popen(
+        [ansible_run.ANSIBLE_PLAYBOOK, str(playbook)],
+        cwd=str(tmp_path),
+        env=ansible_run.environment(aws.endpoint),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    temp_dir = dest / ".s3_mirror_tmp"
+    deadline = time.monotonic() + 120
+    try:
+        while not any(name.startswith("transfer-") for name in (os.listdir(temp_dir) if temp_dir.exists() else [])):
+            assert process.poll() is None, "the run ended before the large download started"
+            assert time.monotonic() < deadline, "no transfer temp file appeared"
+            time.sleep(0.05)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    files = s3h.local_files(dest)
+    assert "zz-big.bin" not in files
+    assert all(small[path] == data for path, data in files.items())
+    assert any(name.startswith("transfer-") for name in os.listdir(temp_dir))
+
+    monkeypatch.undo()
+    run = ansible_run.run_playbook(ansible_run.aws_play(aws.endpoint, tasks), tmp_path, endpoint=aws.endpoint)
+    result = run.result("mirror")
+    assert run.rc == 0, result
+    assert s3h.local_files(dest) == dict(small, **{"zz-big.bin": big})
+    assert not temp_dir.exists()
+    assert result["counts"]["downloaded"] + result["counts"]["unchanged"] == 21
