@@ -60,3 +60,49 @@ def images(ec2):
 
 def tags_of(resource):
     return {tag["Key"]: tag["Value"] for tag in resource.get("Tags") or []}
+
+
+def add_volume(ec2, instance_id=None, device="/dev/sdf", tags=None, volume_type="gp3", size=8, zone=None):
+    """Create a volume (tagged) and attach it to ``instance_id`` when given. Returns its id."""
+    if instance_id and not zone:
+        instance = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+        zone = instance["Placement"]["AvailabilityZone"]
+    params = dict(Size=size, AvailabilityZone=zone or ec2.meta.region_name + "a", VolumeType=volume_type)
+    if tags:
+        params["TagSpecifications"] = [{"ResourceType": "volume", "Tags": tag_list(tags)}]
+    volume_id = ec2.create_volume(**params)["VolumeId"]
+    if instance_id:
+        ec2.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device=device)
+    return volume_id
+
+
+def root_volume(ec2, instance_id):
+    instance = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    for mapping in instance["BlockDeviceMappings"]:
+        if mapping["DeviceName"] == instance["RootDeviceName"]:
+            return mapping["Ebs"]["VolumeId"]
+    raise AssertionError("instance {0} has no root volume".format(instance_id))
+
+
+def add_snapshot(ec2, volume_id, tags=None, description="seeded"):
+    params = dict(VolumeId=volume_id, Description=description)
+    if tags:
+        params["TagSpecifications"] = [{"ResourceType": "snapshot", "Tags": tag_list(tags)}]
+    return ec2.create_snapshot(**params)["SnapshotId"]
+
+
+def set_snapshot(region, snapshot_id, state=None, started=None, owner_id=None):
+    """Give a snapshot a state (``pending``, ``error``), a start time or another owner, as AWS would show them."""
+    snapshot = ec2_backend(region).snapshots[snapshot_id]
+    if state:
+        snapshot.status = state
+    if started:
+        snapshot.start_time = started.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    if owner_id:
+        snapshot.owner_id = owner_id
+
+
+def snapshots(ec2):
+    """The account's snapshots by id (moto's OwnerIds filter leaks others: checked here)."""
+    found = ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+    return {snapshot["SnapshotId"]: snapshot for snapshot in found if snapshot["OwnerId"] == ACCOUNT_ID}

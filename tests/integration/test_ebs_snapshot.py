@@ -1,0 +1,172 @@
+"""opsvault.aws_backup.ebs_snapshot through real ansible-playbook runs against moto."""
+
+import datetime
+
+from tests.harness import fleet
+
+MODULE = "opsvault.aws_backup.ebs_snapshot"
+
+
+def task(name, ignore_errors=False, **params):
+    entry = {"name": name, MODULE: params}
+    if ignore_errors:
+        entry["ignore_errors"] = True
+    return entry
+
+
+def today_plus(days):
+    return (datetime.datetime.now(datetime.timezone.utc).date() + datetime.timedelta(days=days)).isoformat()
+
+
+def seed_web(ec2):
+    """An instance (Retention 2w) with its root volume, a data volume (Retention 30d) and a bad Retention volume."""
+    [instance_id] = fleet.launch(ec2, {"Name": "web", "Retention": "2w"})
+    data = fleet.add_volume(ec2, instance_id, "/dev/sdf", {"Name": "data", "Retention": "30d"})
+    bad = fleet.add_volume(ec2, instance_id, "/dev/sdg", {"Retention": "soon"})
+    spare = fleet.add_volume(ec2, tags={"Name": "spare"})
+    return instance_id, fleet.root_volume(ec2, instance_id), data, bad, spare
+
+
+def test_all_regions_snapshot_in_use_volumes_with_the_tag_contract_and_rerun_creates_nothing(aws, play):
+    fleets = {region: seed_web(aws.ec2(region)) for region in ("us-east-1", "eu-west-1")}
+
+    run = play(
+        [
+            task("backup", regions="all", retention="7"),
+            task("rerun", regions=["us-east-1", "eu-west-1"], retention="7"),
+        ]
+    )
+
+    assert run.rc == 0, run.stdout
+    first, rerun = run.result("backup"), run.result("rerun")
+    assert first["changed"] is True and first["errors"] == []
+    assert "us-east-1" in first["regions"] and "eu-west-1" in first["regions"] and len(first["regions"]) > 2
+    for region, (instance_id, root, data, bad, spare) in fleets.items():
+        ec2 = aws.ec2(region)
+        snapshots = fleet.snapshots(ec2)
+        by_volume = {snapshot["VolumeId"]: snapshot for snapshot in snapshots.values()}
+        assert sorted(by_volume) == sorted([root, data, bad])
+        assert len(snapshots) == 3
+        data_tags = fleet.tags_of(by_volume[data])
+        assert data_tags == {
+            "Region": region,
+            "VolumeId": data,
+            "InstanceId": instance_id,
+            "Device": "/dev/sdf",
+            "Description": "opsvault.aws_backup default backup of {0} (/dev/sdf on {1})".format(data, instance_id),
+            "CreatedBy": "opsvault.aws_backup",
+            "DeleteOn": today_plus(30),
+            "BackupPolicy": "default",
+            "Name": "data",
+        }
+        assert by_volume[data]["Description"] == data_tags["Description"]
+        assert fleet.tags_of(by_volume[root])["DeleteOn"] == today_plus(14)
+        assert fleet.tags_of(by_volume[root])["Name"] == "web"
+        assert fleet.tags_of(by_volume[bad])["DeleteOn"] == today_plus(14)
+        assert {"resource": spare, "region": region, "reason": "volume is available; volume_states is in-use"} in first[
+            "skipped_resources"
+        ]
+        returned = {item["snapshot_id"]: item for item in first["snapshots"] if item["region"] == region}
+        assert sorted(returned) == sorted(snapshots)
+        for item in returned.values():
+            assert item["tags"] == fleet.tags_of(snapshots[item["snapshot_id"]])
+            assert item["instance_id"] == instance_id and item["mode"] == "volume"
+        assert any(bad in warning and "'soon'" in warning for warning in first["warnings"])
+
+    assert rerun["changed"] is False and rerun["snapshots"] == []
+    recent = [item for item in rerun["skipped_resources"] if "within min_interval" in item["reason"]]
+    assert len(recent) == 6
+    assert sum(len(fleet.snapshots(aws.ec2(region))) for region in fleets) == 6
+
+
+def test_check_mode_returns_the_plan_and_writes_nothing(aws, play):
+    ec2 = aws.ec2("us-east-1")
+    instance_id, root, data, bad, spare = seed_web(ec2)
+
+    run = play([task("preview", mode="instance")], check=True)
+
+    assert run.rc == 0, run.stdout
+    result = run.result("preview")
+    assert result["changed"] is True
+    assert sorted(item["volume_id"] for item in result["snapshots"]) == sorted([root, data, bad])
+    assert {item["state"] for item in result["snapshots"]} == {"planned"}
+    assert {item["snapshot_id"] for item in result["snapshots"]} == {None}
+    assert fleet.snapshots(ec2) == {}
+
+
+def test_instance_mode_makes_one_crash_consistent_set_per_selected_instance(aws, play):
+    ec2 = aws.ec2("us-east-1")
+    [database] = fleet.launch(ec2, {"Name": "db", "Backup": "Database", "Retention": "30d"})
+    data = fleet.add_volume(ec2, database, "/dev/sdf", {"Retention": "6m"})
+    logs = fleet.add_volume(ec2, database, "/dev/sdg")
+    [other] = fleet.launch(ec2, {"Name": "web"})
+
+    run = play(
+        [
+            task(
+                "sets",
+                mode="instance",
+                exclude_boot_volume=True,
+                instance_tag_key="Backup",
+                instance_tag_value="Database",
+            )
+        ]
+    )
+
+    assert run.rc == 0, run.stdout
+    result = run.result("sets")
+    snapshots = fleet.snapshots(ec2)
+    assert sorted(snapshot["VolumeId"] for snapshot in snapshots.values()) == sorted([data, logs])
+    assert fleet.root_volume(ec2, database) not in [snapshot["VolumeId"] for snapshot in snapshots.values()]
+    assert fleet.root_volume(ec2, other) not in [snapshot["VolumeId"] for snapshot in snapshots.values()]
+    six_months = fleet.tags_of(next(iter(snapshots.values())))["DeleteOn"]
+    for snapshot in snapshots.values():
+        tags = fleet.tags_of(snapshot)
+        assert tags["InstanceId"] == database and tags["BackupPolicy"] == "Database" and tags["Name"] == "db"
+        assert tags["DeleteOn"] == six_months and six_months > today_plus(180 - 5)
+        assert snapshot["Description"] == tags["Description"]
+        assert "crash-consistent" in tags["Description"]
+    assert {(item["volume_id"], item["device"]) for item in result["snapshots"]} == {
+        (data, "/dev/sdf"),
+        (logs, "/dev/sdg"),
+    }
+    assert {item["instance_id"] for item in result["snapshots"]} == {database}
+
+
+def test_volumes_at_the_pending_snapshot_limit_are_skipped(aws, play):
+    ec2 = aws.ec2("us-east-1")
+    [instance_id] = fleet.launch(ec2)
+    full = fleet.add_volume(ec2, instance_id, "/dev/sdf", volume_type="gp3")
+    room = fleet.add_volume(ec2, instance_id, "/dev/sdg", volume_type="gp3")
+    cold = fleet.add_volume(ec2, instance_id, "/dev/sdh", volume_type="sc1", size=125)
+    for volume_id, count in ((full, 5), (room, 4), (cold, 1)):
+        for _ in range(count):
+            fleet.set_snapshot("us-east-1", fleet.add_snapshot(ec2, volume_id), state="pending")
+    before = set(fleet.snapshots(ec2))
+
+    run = play(
+        [
+            task("backup", volume_ids=[full, room, cold, "vol-0000000000000dead"]),
+            task("bad retention", ignore_errors=True, retention="soon"),
+            task("bad contract tag", ignore_errors=True, extra_tags={"DeleteOn": "never"}),
+        ]
+    )
+
+    result = run.result("backup")
+    assert not result.get("failed") and result["errors"] == [] and result["changed"] is True
+    created = {sid: snapshot for sid, snapshot in fleet.snapshots(ec2).items() if sid not in before}
+    assert [snapshot["VolumeId"] for snapshot in created.values()] == [room]
+    skipped = {item["resource"]: item["reason"] for item in result["skipped_resources"]}
+    assert skipped[full] == "{0} has 5 pending snapshot(s); AWS allows 5 concurrent snapshot(s) of a gp3 volume".format(
+        full
+    )
+    assert skipped[cold] == "{0} has 1 pending snapshot(s); AWS allows 1 concurrent snapshot(s) of a sc1 volume".format(
+        cold
+    )
+    assert skipped["vol-0000000000000dead"] == "volume not found in us-east-1"
+
+    bad_retention = run.result("bad retention")
+    assert bad_retention["failed"] is True and "retention 'soon' is not a period" in bad_retention["msg"]
+    bad_tag = run.result("bad contract tag")
+    assert bad_tag["failed"] is True and "extra_tags may not set DeleteOn" in bad_tag["msg"]
+    assert len(fleet.snapshots(ec2)) == len(before) + 1

@@ -1,0 +1,425 @@
+import datetime
+
+import pytest
+
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import ebs
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.retention import parse_duration
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.retention import parse_retention
+
+NOW = datetime.datetime(2026, 11, 23, 1, 0, 0, tzinfo=datetime.timezone.utc)
+TODAY = NOW.date()
+ACCOUNT = "123456789012"
+MARKER = {"CreatedBy": "opsvault.aws_backup"}
+
+
+def tags(**values):
+    return [{"Key": key, "Value": value} for key, value in values.items()]
+
+
+def volume(volume_id, instance_id=None, device="/dev/sdf", state=None, volume_type="gp3", **tag_values):
+    attachments = [{"InstanceId": instance_id, "Device": device, "State": "attached"}] if instance_id else []
+    return {
+        "VolumeId": volume_id,
+        "State": state or ("in-use" if instance_id else "available"),
+        "VolumeType": volume_type,
+        "Attachments": attachments,
+        "Tags": tags(**tag_values),
+    }
+
+
+def instance(instance_id, mappings, **tag_values):
+    return {
+        "InstanceId": instance_id,
+        "RootDeviceName": "/dev/sda1",
+        "BlockDeviceMappings": [{"DeviceName": device, "Ebs": {"VolumeId": vid}} for device, vid in mappings],
+        "Tags": tags(**tag_values),
+    }
+
+
+def snapshot(snapshot_id, volume_id, started, state="completed", owner=ACCOUNT, tier="standard", **tag_values):
+    return {
+        "SnapshotId": snapshot_id,
+        "VolumeId": volume_id,
+        "StartTime": started,
+        "State": state,
+        "OwnerId": owner,
+        "StorageTier": tier,
+        "Tags": tags(**tag_values),
+    }
+
+
+def backup_options(**overrides):
+    base = {
+        "mode": "volume",
+        "exclude_boot_volume": False,
+        "volume_ids": [],
+        "tag_key": None,
+        "tag_value": None,
+        "instance_tag_key": None,
+        "instance_tag_value": None,
+        "volume_states": ["in-use"],
+        "retention": parse_retention("7"),
+        "retention_tag": "Retention",
+        "copy_tags": [],
+        "extra_tags": {},
+        "min_interval": parse_duration("1h"),
+    }
+    base.update(overrides)
+    return base
+
+
+def purge_options(**overrides):
+    base = {
+        "action": "delete",
+        "keep_min": 1,
+        "keep_tag": "Keep",
+        "adopt_legacy": False,
+        "stale": "none",
+        "stale_min_age": datetime.timedelta(days=30),
+    }
+    base.update(overrides)
+    return base
+
+
+def ago(**delta):
+    return NOW - datetime.timedelta(**delta)
+
+
+def reasons(entries):
+    return {entry.get("resource") or entry.get("snapshot_id"): entry["reason"] for entry in entries}
+
+
+# ---------------------------------------------------------------- ebs_snapshot plan
+
+
+def test_volume_mode_tags_retention_precedence_and_skips():
+    volumes = [
+        volume("vol-data", "i-web", "/dev/sdf", Retention="30d", Name="data", Team="ops"),
+        volume("vol-root", "i-web", "/dev/sda1"),
+        volume("vol-bad", "i-web", "/dev/sdg", Retention="soon"),
+        volume("vol-spare"),
+    ]
+    instances = [instance("i-web", [], Name="web", Retention="2w", Team="web")]
+    plan = ebs.plan_snapshots("eu-west-1", volumes, instances, [], [], backup_options(copy_tags=["Team"]), NOW, ACCOUNT)
+
+    by_volume = {item["volume_id"]: item for item in plan["create"]}
+    assert sorted(by_volume) == ["vol-bad", "vol-data", "vol-root"]
+    data = by_volume["vol-data"]["tags"]
+    assert data == {
+        "Team": "ops",
+        "Name": "data",
+        "Region": "eu-west-1",
+        "VolumeId": "vol-data",
+        "InstanceId": "i-web",
+        "Device": "/dev/sdf",
+        "Description": "opsvault.aws_backup default backup of vol-data (/dev/sdf on i-web)",
+        "CreatedBy": "opsvault.aws_backup",
+        "DeleteOn": "2026-12-23",
+        "BackupPolicy": "default",
+    }
+    assert by_volume["vol-data"]["description"] == data["Description"]
+    assert by_volume["vol-root"]["tags"]["DeleteOn"] == "2026-12-07"
+    assert by_volume["vol-root"]["tags"]["Name"] == "web"
+    assert by_volume["vol-bad"]["delete_on"] == "2026-12-07"
+    assert len(plan["warnings"]) == 1
+    assert "vol-bad" in plan["warnings"][0] and "'soon'" in plan["warnings"][0]
+    assert plan["skipped"] == [
+        {"resource": "vol-spare", "region": "eu-west-1", "reason": "volume is available; volume_states is in-use"}
+    ]
+
+
+def test_bad_instance_retention_warns_naming_the_instance_and_uses_the_task_retention():
+    plan = ebs.plan_snapshots(
+        "eu-west-1",
+        [volume("vol-a", "i-a")],
+        [instance("i-a", [], Retention="forever")],
+        [],
+        [],
+        backup_options(retention=parse_retention("3")),
+        NOW,
+    )
+    assert plan["create"][0]["delete_on"] == "2026-11-26"
+    assert "instance i-a" in plan["warnings"][0] and "'forever'" in plan["warnings"][0]
+
+
+def test_selection_by_volume_tag_instance_tag_and_ids():
+    volumes = [
+        volume("vol-a", "i-a", Backup="Daily"),
+        volume("vol-b", "i-b", Backup="Weekly"),
+        volume("vol-c", "i-b"),
+        volume("vol-d"),
+    ]
+    instances = [instance("i-a", [], Backup="Db"), instance("i-b", [])]
+
+    def chosen(**option):
+        plan = ebs.plan_snapshots("r", volumes, instances, [], [], backup_options(**option), NOW)
+        return [item["volume_id"] for item in plan["create"]]
+
+    assert chosen(tag_key="Backup") == ["vol-a", "vol-b"]
+    assert chosen(tag_key="Backup", tag_value="Weekly") == ["vol-b"]
+    assert chosen(instance_tag_key="Backup") == ["vol-a"]
+    assert chosen(instance_tag_key="Backup", instance_tag_value="Other") == []
+    assert chosen(volume_ids=["vol-c", "vol-a"]) == ["vol-a", "vol-c"]
+    plan = ebs.plan_snapshots(
+        "r", volumes, instances, [], [], backup_options(tag_key="Backup", tag_value="Weekly"), NOW
+    )
+    assert plan["create"][0]["tags"]["BackupPolicy"] == "Weekly"
+
+
+def test_min_interval_counts_only_live_ebs_backups_of_this_account():
+    volumes = [volume(vid, "i-a") for vid in ("vol-recent", "vol-old", "vol-ami", "vol-failed", "vol-foreign")]
+    managed = [
+        snapshot("snap-1", "vol-recent", ago(minutes=30), VolumeId="vol-recent", **MARKER),
+        snapshot("snap-2", "vol-old", ago(hours=2), VolumeId="vol-old", **MARKER),
+        snapshot("snap-3", "vol-ami", ago(minutes=5), SourceInstanceId="i-a", **MARKER),
+        snapshot("snap-4", "vol-failed", ago(minutes=5), state="error", VolumeId="vol-failed", **MARKER),
+        snapshot("snap-5", "vol-foreign", ago(minutes=5), owner="999999999999", VolumeId="vol-foreign", **MARKER),
+    ]
+    plan = ebs.plan_snapshots("r", volumes, [instance("i-a", [])], managed, [], backup_options(), NOW, ACCOUNT)
+    assert sorted(item["volume_id"] for item in plan["create"]) == ["vol-ami", "vol-failed", "vol-foreign", "vol-old"]
+    assert (
+        "snap-1" in reasons(plan["skipped"])["vol-recent"] and "min_interval" in reasons(plan["skipped"])["vol-recent"]
+    )
+
+    plan = ebs.plan_snapshots("r", volumes, [], managed, [], backup_options(min_interval=parse_duration("0")), NOW)
+    assert len(plan["create"]) == 5
+
+
+def test_pending_snapshot_limit_per_volume_type():
+    volumes = [
+        volume("vol-gp3-full", "i-a", volume_type="gp3"),
+        volume("vol-gp3-room", "i-a", volume_type="gp3"),
+        volume("vol-sc1", "i-a", volume_type="sc1"),
+        volume("vol-io2", "i-a", volume_type="io2"),
+    ]
+    pending = (
+        [snapshot("snap-f{0}".format(n), "vol-gp3-full", ago(minutes=n), state="pending") for n in range(5)]
+        + [snapshot("snap-r{0}".format(n), "vol-gp3-room", ago(minutes=n), state="pending") for n in range(4)]
+        + [snapshot("snap-s", "vol-sc1", ago(minutes=1), state="pending")]
+        + [snapshot("snap-x", "vol-io2", ago(minutes=1), state="pending", owner="999999999999")] * 5
+    )
+    plan = ebs.plan_snapshots("r", volumes, [], [], pending, backup_options(), NOW, ACCOUNT)
+    assert sorted(item["volume_id"] for item in plan["create"]) == ["vol-gp3-room", "vol-io2"]
+    skipped = reasons(plan["skipped"])
+    assert (
+        skipped["vol-gp3-full"]
+        == "vol-gp3-full has 5 pending snapshot(s); AWS allows 5 concurrent snapshot(s) of a gp3 volume"
+    )
+    assert (
+        skipped["vol-sc1"] == "vol-sc1 has 1 pending snapshot(s); AWS allows 1 concurrent snapshot(s) of a sc1 volume"
+    )
+
+
+def test_instance_mode_one_set_per_instance_with_longest_retention():
+    volumes = [
+        volume("vol-root", "i-db", "/dev/sda1"),
+        volume("vol-data", "i-db", "/dev/sdf", Retention="6m"),
+        volume("vol-logs", "i-db", "/dev/sdg", Retention="1w"),
+        volume("vol-web", "i-web", "/dev/sda1"),
+        volume("vol-loose"),
+    ]
+    instances = [
+        instance(
+            "i-db", [("/dev/sda1", "vol-root"), ("/dev/sdf", "vol-data"), ("/dev/sdg", "vol-logs")], Retention="30d"
+        ),
+        instance("i-web", [("/dev/sda1", "vol-web")], Name="web"),
+    ]
+    plan = ebs.plan_snapshots(
+        "r", volumes, instances, [], [], backup_options(mode="instance", exclude_boot_volume=True), NOW
+    )
+    [item] = plan["create"]
+    assert item["instance_id"] == "i-db" and item["mode"] == "instance"
+    assert item["volumes"] == [
+        {"volume_id": "vol-data", "device": "/dev/sdf"},
+        {"volume_id": "vol-logs", "device": "/dev/sdg"},
+    ]
+    assert item["delete_on"] == "2027-05-23"
+    assert item["tags"]["InstanceId"] == "i-db" and "VolumeId" not in item["tags"] and "Device" not in item["tags"]
+    assert item["description"] == "opsvault.aws_backup default backup of i-db (crash-consistent set of its volumes)"
+    skipped = reasons(plan["skipped"])
+    assert skipped["i-web"] == "no EBS volume to snapshot (exclude_boot_volume is true)"
+    assert "attached to no instance" in skipped["vol-loose"]
+
+    plan = ebs.plan_snapshots("r", volumes, instances, [], [], backup_options(mode="instance"), NOW)
+    assert [len(item["volumes"]) for item in plan["create"]] == [3, 1]
+
+
+def test_instance_mode_skips_the_whole_instance_when_one_volume_is_busy_or_recent():
+    volumes = [volume("vol-a", "i-a", "/dev/sda1"), volume("vol-b", "i-a", "/dev/sdf", volume_type="st1")]
+    instances = [instance("i-a", [("/dev/sda1", "vol-a"), ("/dev/sdf", "vol-b")])]
+    pending = [snapshot("snap-p", "vol-b", ago(minutes=1), state="pending")]
+    plan = ebs.plan_snapshots("r", volumes, instances, [], pending, backup_options(mode="instance"), NOW)
+    assert plan["create"] == []
+    assert "vol-b has 1 pending snapshot(s)" in reasons(plan["skipped"])["i-a"]
+
+    managed = [snapshot("snap-m", "vol-a", ago(minutes=10), InstanceId="i-a", **MARKER)]
+    plan = ebs.plan_snapshots("r", volumes, instances, managed, [], backup_options(mode="instance"), NOW)
+    assert plan["create"] == [] and "snap-m of vol-a" in reasons(plan["skipped"])["i-a"]
+
+
+def test_parse_age():
+    assert ebs.parse_age("30", "stale_min_age") == datetime.timedelta(days=30)
+    assert ebs.parse_age(0, "stale_min_age") == datetime.timedelta(0)
+    assert ebs.parse_age("12h", "stale_min_age") == datetime.timedelta(hours=12)
+    with pytest.raises(ValueError, match="stale_min_age must not be negative, got '-5'"):
+        ebs.parse_age("-5", "stale_min_age")
+    with pytest.raises(ValueError, match="stale_min_age 'old' is not an age"):
+        ebs.parse_age("old", "stale_min_age")
+
+
+# ---------------------------------------------------------------- snapshot_purge plan
+
+
+def expired(**extra):
+    return dict(MARKER, DeleteOn="2026-11-01", **extra)
+
+
+def test_expired_managed_snapshots_go_and_the_newest_completed_per_volume_stays():
+    snapshots = [
+        snapshot("snap-a1", "vol-a", ago(days=30), **expired()),
+        snapshot("snap-a2", "vol-a", ago(days=20), **expired()),
+        snapshot("snap-a3", "vol-a", ago(days=10), **expired()),
+        snapshot("snap-b1", "vol-b", ago(days=10), **dict(MARKER, DeleteOn="2026-12-01")),
+        snapshot("snap-b2", "vol-b", ago(days=5), **dict(MARKER, DeleteOn="2026-12-05")),
+        snapshot("snap-c1", "vol-c", ago(days=40), DeleteOn="2026-11-01"),
+        snapshot("snap-d1", "vol-d", ago(days=40)),
+    ]
+    plan = ebs.plan_snapshot_purge("r", snapshots, [], [], set(), purge_options(), TODAY, NOW, ACCOUNT)
+    assert [item["snapshot_id"] for item in plan["purge"]] == ["snap-a2", "snap-a1"]
+    assert plan["purge"][0]["reason"] == "expired on 2026-11-01" and plan["purge"][0]["legacy"] is False
+    kept = reasons(plan["kept"])
+    assert kept == {
+        "snap-a3": "one of the newest 1 completed snapshot(s) of vol-a (keep_min)",
+        "snap-b1": "expires on 2026-12-01",
+        "snap-b2": "one of the newest 1 completed snapshot(s) of vol-b (keep_min)",
+    }
+
+    plan = ebs.plan_snapshot_purge(
+        "r", snapshots, [], [], set(), purge_options(keep_min=0, adopt_legacy=True), TODAY, NOW
+    )
+    assert sorted(item["snapshot_id"] for item in plan["purge"]) == ["snap-a1", "snap-a2", "snap-a3", "snap-c1"]
+    assert [item["legacy"] for item in plan["purge"] if item["snapshot_id"] == "snap-c1"] == [True]
+
+
+def test_as_of_previews_a_future_date():
+    snapshots = [
+        snapshot("snap-1", "vol-a", ago(days=3), **dict(MARKER, DeleteOn="2026-12-01")),
+        snapshot("snap-2", "vol-a", ago(days=1), **dict(MARKER, DeleteOn="2026-12-03")),
+    ]
+    assert ebs.plan_snapshot_purge("r", snapshots, [], [], set(), purge_options(), TODAY, NOW)["purge"] == []
+    plan = ebs.plan_snapshot_purge("r", snapshots, [], [], set(), purge_options(), datetime.date(2026, 12, 1), NOW)
+    assert [item["snapshot_id"] for item in plan["purge"]] == ["snap-1"]
+
+
+def test_never_ami_snapshots_foreign_keep_tagged_or_pending():
+    snapshots = [
+        snapshot("snap-ami", "vol-a", ago(days=9), **expired()),
+        snapshot("snap-foreign", "vol-a", ago(days=9), owner="999999999999", **expired()),
+        snapshot("snap-keep", "vol-a", ago(days=9), **expired(Keep="forever")),
+        snapshot("snap-keep-no", "vol-a", ago(days=8), **expired(Keep="no")),
+        snapshot("snap-new", "vol-a", ago(days=1), **expired()),
+        snapshot("snap-pending", "vol-b", ago(days=2), state="pending", **expired()),
+        snapshot("snap-b-old", "vol-b", ago(days=9), **expired()),
+        snapshot("snap-b-older", "vol-b", ago(days=19), **expired()),
+    ]
+    images = [
+        {"ImageId": "ami-1", "BlockDeviceMappings": [{"DeviceName": "/dev/sda1", "Ebs": {"SnapshotId": "snap-ami"}}]}
+    ]
+    plan = ebs.plan_snapshot_purge("r", snapshots, images, [], set(), purge_options(), TODAY, NOW, ACCOUNT)
+    assert [item["snapshot_id"] for item in plan["purge"]] == ["snap-keep-no"]
+    kept = reasons(plan["kept"])
+    assert kept["snap-ami"] == "used by registered AMI ami-1"
+    assert kept["snap-foreign"] == "owned by 999999999999, not this account"
+    assert kept["snap-keep"] == "tagged Keep=forever"
+    assert kept["snap-pending"] == "snapshot is pending"
+    assert kept["snap-b-old"].startswith("the newest snapshot of vol-b, snap-pending, is pending")
+    assert kept["snap-b-older"] == kept["snap-b-old"]
+    assert kept["snap-new"].endswith("(keep_min)")
+
+
+def test_newest_failed_snapshot_stops_expiry_of_its_volume():
+    snapshots = [
+        snapshot("snap-ok", "vol-a", ago(days=9), **expired()),
+        snapshot("snap-ok2", "vol-a", ago(days=8), **expired()),
+        snapshot("snap-err", "vol-a", ago(days=1), state="error", **expired()),
+    ]
+    plan = ebs.plan_snapshot_purge("r", snapshots, [], [], set(), purge_options(), TODAY, NOW)
+    assert plan["purge"] == []
+    assert all("is error" in entry["reason"] for entry in plan["kept"])
+
+
+def test_bad_delete_on_is_kept_with_a_warning():
+    plan = ebs.plan_snapshot_purge(
+        "r",
+        [snapshot("snap-x", "vol-a", ago(days=9), **dict(MARKER, DeleteOn="someday"))],
+        [],
+        [],
+        set(),
+        purge_options(),
+        TODAY,
+        NOW,
+    )
+    assert plan["purge"] == [] and reasons(plan["kept"])["snap-x"] == "DeleteOn tag 'someday' is not a date"
+    assert "snap-x" in plan["warnings"][0]
+
+
+def stale_fleet():
+    volumes = [
+        volume("vol-attached", "i-running"),
+        volume("vol-stopped", "i-stopped"),
+        volume("vol-loose"),
+    ]
+    snapshots = [
+        snapshot("snap-gone-old", "vol-gone", ago(days=40)),
+        snapshot("snap-gone-young", "vol-gone", ago(days=10)),
+        snapshot("snap-gone-managed", "vol-gone", ago(days=31), **dict(MARKER, DeleteOn="2027-01-01")),
+        snapshot("snap-copy", ebs.COPIED_SNAPSHOT_VOLUME_ID, ago(days=90)),
+        snapshot("snap-attached", "vol-attached", ago(days=90)),
+        snapshot("snap-stopped", "vol-stopped", ago(days=90)),
+        snapshot("snap-loose-old", "vol-loose", ago(days=60)),
+        snapshot("snap-loose-young", "vol-loose", ago(days=5)),
+        snapshot("snap-gone-kept", "vol-gone", ago(days=90), Keep="yes"),
+    ]
+    return volumes, snapshots
+
+
+def test_stale_volume_gone_finds_exactly_the_old_snapshots_of_deleted_volumes():
+    volumes, snapshots = stale_fleet()
+    plan = ebs.plan_snapshot_purge(
+        "r", snapshots, [], volumes, {"i-running"}, purge_options(stale="volume_gone"), TODAY, NOW, ACCOUNT
+    )
+    assert sorted(item["snapshot_id"] for item in plan["purge"]) == ["snap-gone-managed", "snap-gone-old"]
+    assert plan["purge"][0]["reason"].startswith("stale: volume vol-gone no longer exists (")
+    assert reasons(plan["kept"]) == {"snap-gone-kept": "tagged Keep=yes"}
+
+
+def test_stale_unattached_finds_snapshots_of_volumes_without_a_running_instance():
+    volumes, snapshots = stale_fleet()
+    plan = ebs.plan_snapshot_purge(
+        "r",
+        snapshots,
+        [],
+        volumes,
+        {"i-running"},
+        purge_options(stale="unattached", stale_min_age=datetime.timedelta(days=30)),
+        TODAY,
+        NOW,
+    )
+    assert sorted(item["snapshot_id"] for item in plan["purge"]) == ["snap-loose-old", "snap-stopped"]
+    assert "attached to no running instance" in plan["purge"][0]["reason"]
+
+
+def test_archive_keeps_what_aws_cannot_archive():
+    snapshots = [
+        snapshot("snap-1", "vol-a", ago(days=30), **expired()),
+        snapshot("snap-2", "vol-a", ago(days=29), tier="archive", **expired()),
+        snapshot("snap-3", "vol-a", ago(days=28), state="error", **expired()),
+        snapshot("snap-4", "vol-a", ago(days=1), **expired()),
+    ]
+    plan = ebs.plan_snapshot_purge("r", snapshots, [], [], set(), purge_options(action="archive"), TODAY, NOW)
+    assert [item["snapshot_id"] for item in plan["purge"]] == ["snap-1"]
+    kept = reasons(plan["kept"])
+    assert kept["snap-2"] == "expired on 2026-11-01; already in the archive tier"
+    assert kept["snap-3"] == "expired on 2026-11-01; AWS archives only completed snapshots"
+    delete_plan = ebs.plan_snapshot_purge("r", snapshots, [], [], set(), purge_options(), TODAY, NOW)
+    assert sorted(item["snapshot_id"] for item in delete_plan["purge"]) == ["snap-1", "snap-2", "snap-3"]
