@@ -27,7 +27,7 @@ description:
     grow with the bucket. Small objects are fetched with one GET each on a bounded thread pool; objects of
     O(multipart_threshold) bytes or more go through the S3 transfer manager in concurrent ranged GETs.
 author:
-  - opsvault.aws_backup contributors
+  - opsvault.aws_backup contributors (@opsvault)
 options:
   bucket:
     description: The bucket to mirror.
