@@ -328,8 +328,7 @@ class Mirror:
 
         def chained():
             yield first
-            for page in pages:
-                yield page
+            yield from pages
 
         return chained()
 
