@@ -662,7 +662,7 @@ def parse_options(module):
     return dict(
         bucket=params["bucket"].strip(),
         prefix=mirror.normalize_prefix(params["prefix"]),
-        dest=os.path.realpath(os.path.expanduser(params["dest"])),
+        dest=os.path.realpath(params["dest"]),
         include=params["include"],
         exclude=params["exclude"],
         max_concurrency=params["max_concurrency"],
