@@ -38,7 +38,7 @@ def start_moto(workdir):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    for _ in range(200):
+    for _attempt in range(200):
         if port_file.exists() and port_file.read_text():
             return server, "http://127.0.0.1:" + port_file.read_text()
         if server.poll() is not None:
