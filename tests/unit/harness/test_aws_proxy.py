@@ -61,11 +61,11 @@ def via_proxy(aws, proxy):
 def test_token_bucket_spends_its_burst_then_refills_at_its_rate():
     clock = FakeClock()
     bucket = aws_proxy.TokenBucket(50, 5, clock=clock)
-    assert sum(bucket.take() for _ in range(60)) == 50
+    assert sum(bucket.take() for _request in range(60)) == 50
     clock.now += 1.0
-    assert sum(bucket.take() for _ in range(10)) == 5
+    assert sum(bucket.take() for _request in range(10)) == 5
     clock.now += 1000
-    assert sum(bucket.take() for _ in range(80)) == 50
+    assert sum(bucket.take() for _request in range(80)) == 50
 
 
 @pytest.mark.parametrize(
@@ -199,7 +199,7 @@ def test_large_bodies_pass_through_both_ways(via_proxy):
 def test_throttles_per_region_and_per_api_with_request_limit_exceeded(via_proxy):
     via_proxy.proxy.configure(throttle=True, bucket_overrides={"DescribeInstances": [3, 0.001]})
     east = via_proxy("ec2", "us-east-1")
-    for _ in range(3):
+    for _call in range(3):
         east.describe_instances(Filters=[{"Name": "tag-key", "Values": ["Backup"]}])
     with pytest.raises(ClientError) as throttled:
         east.describe_instances(Filters=[{"Name": "tag-key", "Values": ["Backup"]}])
