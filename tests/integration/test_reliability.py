@@ -47,10 +47,10 @@ def task(module, name, **options):
     return {"name": name, "opsvault.aws_backup." + module: options, "register": "result", "ignore_errors": True}
 
 
-def launch_fleet(aws, per_region, regions=FLEET_REGIONS):
+def launch_fleet(aws, per_region):
     """``{region: [instance ids]}`` of running instances tagged Backup, seeded straight into moto."""
     launched = {}
-    for region in regions:
+    for region in FLEET_REGIONS:
         ec2 = aws.ec2(region)
         launched[region] = []
         while len(launched[region]) < per_region:
