@@ -301,7 +301,13 @@ def test_missing_bucket_unwritable_dest_and_bad_credentials_fail_clearly(s3, pla
     try:
         runs = {
             "unknown key": play(
-                [mirror_task(dest=str(tmp_path / "m2"), access_key="AKIANOTAREALKEY00000", secret_key="x")]
+                [
+                    mirror_task(
+                        dest=str(tmp_path / "m2"),
+                        access_key="AKIANOTAREALKEY00000",
+                        secret_key="not-the-secret-of-anyone",
+                    )
+                ]
             ),
             "wrong secret": play(
                 [mirror_task(dest=str(tmp_path / "m2"), access_key=key["AccessKeyId"], secret_key="wrong" * 8)]
@@ -379,3 +385,37 @@ def test_interrupted_run_leaves_no_partial_file_and_rerun_completes(s3, aws, tmp
     assert s3h.local_files(dest) == dict(small, **{"zz-big.bin": big})
     assert not temp_dir.exists()
     assert result["counts"]["downloaded"] + result["counts"]["unchanged"] == 21
+
+
+def test_fqcn_playbook_mirrors_with_environment_credentials(s3, aws, tmp_path):
+    dest = tmp_path / "myS3backup"
+    s3h.put(s3, BUCKET, {"img/a.jpg": b"a", "img/b.png": b"b", "img/c.txt": b"c", "gone.jpg": b"g"})
+    extra_vars = {
+        "s3_mirror_bucket": BUCKET,
+        "s3_mirror_dest": str(dest),
+        "s3_mirror_include": ["*.jpg", "*.png"],
+        "s3_mirror_delete": True,
+        "s3_mirror_max_delete": 1,
+    }
+    run = ansible_run.run_playbook(
+        "opsvault.aws_backup.s3_mirror",
+        tmp_path,
+        endpoint=aws.endpoint,
+        extra_vars=extra_vars,
+        env={"AWS_REGION": "us-east-1"},
+    )
+    assert run.rc == 0, run.stdout
+    assert s3h.local_files(dest) == {"img/a.jpg": b"a", "img/b.png": b"b", "gone.jpg": b"g"}
+    s3.delete_object(Bucket=BUCKET, Key="gone.jpg")
+    run = ansible_run.run_playbook(
+        "opsvault.aws_backup.s3_mirror",
+        tmp_path,
+        endpoint=aws.endpoint,
+        extra_vars=extra_vars,
+        env={"AWS_REGION": "us-east-1"},
+    )
+    assert run.rc == 0, run.stdout
+    result = run.result("Download new and changed objects")
+    assert result["counts"]["deleted"] == 1 and result["changed"] is True
+    assert s3h.local_files(dest) == {"img/a.jpg": b"a", "img/b.png": b"b"}
+    assert "1 deleted" in run.result("Summarise the mirror")["msg"]
