@@ -496,11 +496,20 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
             length = dict((name.lower(), value) for name, value in headers).get("content-length")
             if length is not None:
                 self.send_header("Content-Length", length)
-        else:
-            self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+            return self.send_all(b"")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_all(data)
+
+    def setup(self):
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def send_all(self, data):
+        """End the headers and send them with the body in one write (no Nagle/delayed-ACK stall)."""
+        self._headers_buffer.append(b"\r\n")
+        self._headers_buffer.append(data)
+        self.wfile.write(b"".join(self._headers_buffer))
+        self._headers_buffer = []
 
     def forward(self, body):
         headers = {name: value for name, value in self.headers.items() if name.lower() not in _HOP_BY_HOP}
@@ -532,9 +541,7 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
         self.send_response_only(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        self.send_all(b"" if self.command == "HEAD" else data)
 
     def reset_connection(self):
         self.close_connection = True
