@@ -97,7 +97,7 @@ def _ami_backup(options, partition):
 def _ami_purge(options, partition):
     managed_only = not _bool(options.get("adopt_legacy", False), "adopt_legacy")
     return [
-        Grant("Describe", (DESCRIBE_REGIONS, "ec2:DescribeImages"), ("*",), None),
+        Grant("Describe", (DESCRIBE_REGIONS, "ec2:DescribeImages", "ec2:DescribeSnapshots"), ("*",), None),
         _delete_grant(["ec2:DeregisterImage"], [_image_arn(partition)], managed_only),
         _delete_grant(["ec2:DeleteSnapshot"], [_snapshot_arn(partition)], managed_only),
     ]

@@ -29,7 +29,16 @@ def test_filter_is_registered_under_its_name():
             "ami_backup",
             ["ec2:CreateImage", "ec2:CreateTags", "ec2:DescribeImages", "ec2:DescribeInstances", "ec2:DescribeRegions"],
         ),
-        ("ami_purge", ["ec2:DeleteSnapshot", "ec2:DeregisterImage", "ec2:DescribeImages", "ec2:DescribeRegions"]),
+        (
+            "ami_purge",
+            [
+                "ec2:DeleteSnapshot",
+                "ec2:DeregisterImage",
+                "ec2:DescribeImages",
+                "ec2:DescribeRegions",
+                "ec2:DescribeSnapshots",
+            ],
+        ),
         (
             "ebs_snapshot",
             [
@@ -52,7 +61,10 @@ def test_filter_is_registered_under_its_name():
                 "ec2:DescribeVolumes",
             ],
         ),
-        ("snapshot_purge", ["ec2:DeleteSnapshot", "ec2:DescribeImages", "ec2:DescribeRegions", "ec2:DescribeSnapshots"]),
+        (
+            "snapshot_purge",
+            ["ec2:DeleteSnapshot", "ec2:DescribeImages", "ec2:DescribeRegions", "ec2:DescribeSnapshots"],
+        ),
         (
             {"name": "snapshot_purge", "action": "archive"},
             ["ec2:DescribeImages", "ec2:DescribeRegions", "ec2:DescribeSnapshots", "ec2:ModifySnapshotTier"],

@@ -1,0 +1,177 @@
+"""IAM enforcement in moto, made to evaluate what AWS evaluates for the collection's EC2 calls.
+
+moto 5.2.5 enforces action-level Allow/Deny once ``POST /moto-api/reset-auth`` sets the count of
+unauthenticated requests (``enforce_iam``), but for EC2 it differs from AWS in three ways that
+would make a least-privilege proof pass where AWS denies or deny where AWS allows. The patch
+below (active only while enforcement is on) makes it evaluate as AWS documents:
+
+* Every EC2 request is checked against ``Resource: "*"``, so a statement scoped to
+  ``arn:aws:ec2:*::image/*`` never matches. For the calls that act on one image or snapshot
+  (DeregisterImage, DeleteSnapshot, ModifySnapshotTier) the request is checked against that
+  resource's ARN, with its tags as ``aws:ResourceTag/<key>`` condition values.
+  https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html
+* A create call with ``TagSpecifications`` is not checked for ``ec2:CreateTags``. AWS requires
+  ``ec2:CreateTags`` on the new resource, with the condition key ``ec2:CreateAction`` naming the
+  create call. https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/supported-iam-actions-tagging.html
+* The denial is ``AccessDenied``; EC2 answers ``UnauthorizedOperation`` (HTTP 403) naming the action.
+  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html
+* S3's ``AccessDenied`` says only "Access Denied"; S3 names the user, the action and the resource
+  for requests within one account.
+  https://docs.aws.amazon.com/AmazonS3/latest/userguide/troubleshoot-403-errors.html
+
+Condition operators other than ``StringEquals`` stay unevaluated (moto ignores them), which
+is why the collection's policies use only ``StringEquals``.
+"""
+
+import json
+import urllib.request
+
+from moto.backends import get_backend
+from moto.core.exceptions import _RESTError
+from moto.iam.access_control import IAMPolicy
+from moto.iam.access_control import IAMRequest
+from moto.iam.access_control import PermissionResult
+from moto.iam.access_control import S3IAMRequest
+from moto.s3.exceptions import BucketAccessDeniedError
+from moto.s3.exceptions import S3AccessDeniedError
+
+from tests.harness.moto_server import ACCOUNT_ID
+
+RESOURCE_SCOPED = {
+    "DeregisterImage": ("ImageId", "image"),
+    "DeleteSnapshot": ("SnapshotId", "snapshot"),
+    "ModifySnapshotTier": ("SnapshotId", "snapshot"),
+}
+_PATCHED = False
+
+
+class UnauthorizedOperation(_RESTError):
+    code = 403
+
+    def __init__(self, user_arn, action, resource):
+        super().__init__(
+            "UnauthorizedOperation",
+            "You are not authorized to perform this operation. User: {0} is not authorized to perform: {1}"
+            " on resource: {2} because no identity-based policy allows the {1} action".format(
+                user_arn, action, resource
+            ),
+        )
+
+
+class S3AccessDenied(BucketAccessDeniedError):
+    def __init__(self, bucket, user_arn, action, resource):
+        super().__init__(bucket)
+        self.message = (
+            'User: {0} is not authorized to perform: {1} on resource: "{2}"'
+            " because no identity-based policy allows the {1} action".format(user_arn, action, resource)
+        )
+
+
+def _param(data, name):
+    value = data.get(name)
+    return value[0] if isinstance(value, list) else value
+
+
+def _tagged_resource_types(data):
+    return sorted(
+        {_param(data, key) for key in data if key.startswith("TagSpecification.") and key.endswith(".ResourceType")}
+    )
+
+
+def _resource_tags(region, resource_id):
+    backend = get_backend("ec2")[ACCOUNT_ID][region]
+    return backend.tags.get(resource_id, {})
+
+
+def _evaluate(request, action, resource, condition_values):
+    permitted = False
+    for policy in request._access_key.collect_policies():
+        result = IAMPolicy(policy).is_action_permitted(action, resource, None, condition_values)
+        if result == PermissionResult.DENIED:
+            return False
+        permitted = permitted or result == PermissionResult.PERMITTED
+    return permitted
+
+
+def _condition_values(tags, keys):
+    return {key: tags.get(key.split("/", 1)[1], "") for key in keys}
+
+
+def _resource_tag_keys(request):
+    keys = set()
+    for policy in request._access_key.collect_policies():
+        document = IAMPolicy(policy)._policy_json
+        statements = document["Statement"] if isinstance(document["Statement"], list) else [document["Statement"]]
+        for statement in statements:
+            for operator_values in (statement.get("Condition") or {}).values():
+                keys.update(key for key in operator_values if key.startswith("aws:ResourceTag/"))
+    return keys
+
+
+def _deny(request, action, resource):
+    raise UnauthorizedOperation(request._access_key.arn, action, resource)
+
+
+def apply():
+    """Patch moto's IAM checks for EC2 and S3 (idempotent; inert while enforcement is off)."""
+    global _PATCHED
+    if _PATCHED:
+        return
+    original = IAMRequest.check_action_permitted
+
+    def check_action_permitted(self, resource):
+        if self._service != "ec2":
+            return original(self, resource)
+        operation = self._action.split(":", 1)[1]
+        if operation in RESOURCE_SCOPED:
+            parameter, resource_type = RESOURCE_SCOPED[operation]
+            resource_id = _param(self._data, parameter)
+            resource = "arn:aws:ec2:{0}::{1}/{2}".format(self._region, resource_type, resource_id)
+            tags = _resource_tags(self._region, resource_id)
+            if not _evaluate(self, self._action, resource, _condition_values(tags, _resource_tag_keys(self))):
+                _deny(self, self._action, resource)
+        elif not _evaluate(self, self._action, resource, None):
+            _deny(self, self._action, resource)
+        for resource_type in _tagged_resource_types(self._data):
+            new_resource = "arn:aws:ec2:{0}::{1}/*".format(self._region, resource_type)
+            if not _evaluate(self, "ec2:CreateTags", new_resource, {"ec2:CreateAction": operation}):
+                _deny(self, "ec2:CreateTags", new_resource)
+
+    original_s3 = S3IAMRequest.check_action_permitted
+
+    def check_s3_action_permitted(self, resource):
+        try:
+            original_s3(self, resource)
+        except S3AccessDeniedError:
+            bucket = resource.split(":::", 1)[1].split("/", 1)[0]
+            raise S3AccessDenied(bucket, self._access_key.arn, self._action, resource)
+
+    IAMRequest.check_action_permitted = check_action_permitted
+    S3IAMRequest.check_action_permitted = check_s3_action_permitted
+    _PATCHED = True
+
+
+def _reset_auth(endpoint, count):
+    request = urllib.request.Request(
+        endpoint + "/moto-api/reset-auth",
+        data=str(count).encode(),
+        headers={"Content-Type": "text/plain"},
+        method="POST",
+    )
+    return json.loads(urllib.request.urlopen(request).read())
+
+
+class enforce_iam:
+    """``with enforce_iam(endpoint):`` every request must be signed by an IAM user's key and allowed."""
+
+    def __init__(self, endpoint):
+        self.endpoint = endpoint
+
+    def __enter__(self):
+        apply()
+        _reset_auth(self.endpoint, 0)
+        return self
+
+    def __exit__(self, *exc_info):
+        _reset_auth(self.endpoint, "inf")
+        return False

@@ -1,0 +1,313 @@
+"""Each module works under exactly its generated IAM policy and fails, naming the action, without any one action.
+
+moto enforces IAM once ``enforce_iam`` turns it on; ``tests/harness/iam_enforcement.py`` makes
+it evaluate EC2 requests as AWS does (resource ARNs and ``aws:ResourceTag`` conditions for
+deregister/delete/archive, ``ec2:CreateTags`` with ``ec2:CreateAction`` for tags written on
+create, ``UnauthorizedOperation``). The module runs in a real ``ansible-playbook`` process
+with the access key of an IAM user whose only policy is the document that
+``opsvault.aws_backup.iam_policy`` renders for the feature. Scenarios exist for every module;
+those whose module file is not in the collection are not collected.
+"""
+
+import datetime
+import json
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import iam_actions
+from tests.harness import fleet
+from tests.harness.ansible_run import REPO
+from tests.harness.ansible_run import run_playbook
+from tests.harness.iam_enforcement import enforce_iam
+
+REGION = "us-east-1"
+USER = "backup-host"
+MANAGED = {"CreatedBy": "opsvault.aws_backup"}
+EXPIRED = "2020-01-01"
+MONTH_AGO = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=30)
+
+
+def module_exists(feature):
+    name = feature if isinstance(feature, str) else feature["name"]
+    return (REPO / "plugins" / "modules" / "{0}.py".format(name)).exists()
+
+
+def tag_specs(resource_type, tags):
+    return [{"ResourceType": resource_type, "Tags": fleet.tag_list(tags)}]
+
+
+def snapshot(ec2, volume_id, tags):
+    return ec2.create_snapshot(VolumeId=volume_id, TagSpecifications=tag_specs("snapshot", tags))["SnapshotId"]
+
+
+def root_volume(ec2, instance_id):
+    instance = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    return instance["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+
+
+def managed_images(ec2):
+    return [
+        image for image in fleet.images(ec2).values() if fleet.tags_of(image).get("CreatedBy") == MANAGED["CreatedBy"]
+    ]
+
+
+def own_snapshots(ec2):
+    found = ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+    return {item["SnapshotId"]: item for item in found if item["OwnerId"] == fleet.ACCOUNT_ID}
+
+
+class AmiBackup:
+    feature = "ami_backup"
+
+    def seed(self, aws, tmp_path):
+        fleet.launch(aws.ec2(REGION), {"Backup": "", "Name": "web"})
+        return {}
+
+    def state(self, aws):
+        return sorted(image["ImageId"] for image in managed_images(aws.ec2(REGION)))
+
+    def succeeded(self, aws, before, after):
+        assert before == [] and len(after) == 1
+
+
+class AmiPurge:
+    feature = "ami_purge"
+    # The AMI is deregistered before its snapshots are deleted: without DeleteSnapshot the first step happens.
+    completes_before = {"ec2:DeleteSnapshot"}
+
+    def seed(self, aws, tmp_path):
+        ec2 = aws.ec2(REGION)
+        [instance] = fleet.launch(ec2, {"Backup": ""})
+        self.expired = ec2.create_image(
+            InstanceId=instance,
+            Name="expired-backup",
+            TagSpecifications=tag_specs(
+                "image", dict(MANAGED, DeleteOn=EXPIRED, SourceInstanceId=instance, BackupPolicy="default")
+            )
+            + tag_specs("snapshot", dict(MANAGED, DeleteOn=EXPIRED, SourceInstanceId=instance)),
+        )["ImageId"]
+        fleet.set_image(REGION, self.expired, created=MONTH_AGO)
+        ec2.create_image(
+            InstanceId=instance,
+            Name="current-backup",
+            TagSpecifications=tag_specs(
+                "image", dict(MANAGED, DeleteOn="2999-01-01", SourceInstanceId=instance, BackupPolicy="default")
+            ),
+        )
+        return {}
+
+    def state(self, aws):
+        return sorted(fleet.images(aws.ec2(REGION)))
+
+    def succeeded(self, aws, before, after):
+        assert self.expired in before and self.expired not in after and len(after) == 1
+
+
+class EbsSnapshot:
+    def __init__(self, mode):
+        self.mode = mode
+        self.feature = {"name": "ebs_snapshot", "mode": mode}
+
+    def seed(self, aws, tmp_path):
+        fleet.launch(aws.ec2(REGION), {"Name": "db"})
+        return {"mode": self.mode}
+
+    def state(self, aws):
+        return sorted(
+            snapshot_id
+            for snapshot_id, item in own_snapshots(aws.ec2(REGION)).items()
+            if fleet.tags_of(item).get("CreatedBy") == MANAGED["CreatedBy"]
+        )
+
+    def succeeded(self, aws, before, after):
+        assert before == [] and len(after) == 1
+
+
+class SnapshotPurge:
+    def __init__(self, action):
+        self.action = action
+        self.feature = {"name": "snapshot_purge", "action": action}
+
+    def seed(self, aws, tmp_path):
+        ec2 = aws.ec2(REGION)
+        [instance] = fleet.launch(ec2, {"Name": "db"})
+        volume = root_volume(ec2, instance)
+        self.expired = snapshot(ec2, volume, dict(MANAGED, DeleteOn=EXPIRED, VolumeId=volume))
+        self.unmanaged = snapshot(ec2, volume, {"DeleteOn": EXPIRED, "Name": "legacy"})
+        return {"action": self.action, "keep_min": 0}
+
+    def state(self, aws):
+        return {
+            snapshot_id: item.get("StorageTier", "standard")
+            for snapshot_id, item in own_snapshots(aws.ec2(REGION)).items()
+        }
+
+    def succeeded(self, aws, before, after):
+        if self.action == "delete":
+            assert self.expired in before and self.expired not in after
+        else:
+            assert before[self.expired] == "standard" and after[self.expired] == "archive"
+        assert after[self.unmanaged] == "standard"
+
+
+class S3Mirror:
+    feature = {"name": "s3_mirror", "bucket": "seed-images", "prefix": "uploads/"}
+
+    def seed(self, aws, tmp_path):
+        s3 = aws.client("s3", REGION)
+        s3.create_bucket(Bucket="seed-images")
+        s3.put_object(Bucket="seed-images", Key="uploads/cat.jpg", Body=b"cat")
+        s3.put_object(Bucket="seed-images", Key="uploads/2026/dog.png", Body=b"dog")
+        self.dest = tmp_path / "myS3backup"
+        return {"bucket": "seed-images", "prefix": "uploads/", "dest": str(self.dest)}
+
+    def state(self, aws):
+        if not self.dest.exists():
+            return {}
+        files = {str(path.relative_to(self.dest)): path for path in self.dest.rglob("*") if path.is_file()}
+        return {name: path.read_bytes() for name, path in files.items() if not name.startswith(".s3_mirror")}
+
+    def succeeded(self, aws, before, after):
+        assert before == {} and after == {"cat.jpg": b"cat", "2026/dog.png": b"dog"}
+
+
+SCENARIOS = [
+    AmiBackup(),
+    AmiPurge(),
+    EbsSnapshot("volume"),
+    EbsSnapshot("instance"),
+    SnapshotPurge("delete"),
+    SnapshotPurge("archive"),
+    S3Mirror(),
+]
+
+
+def scenario_id(scenario):
+    feature = scenario.feature
+    return feature if isinstance(feature, str) else "-".join(str(value) for value in feature.values())
+
+
+def removal_cases():
+    """(scenario, action) for every action of every scenario, each action once per module."""
+    cases, seen = [], set()
+    for scenario in SCENARIOS:
+        name = scenario.feature if isinstance(scenario.feature, str) else scenario.feature["name"]
+        for action in iam_actions.actions(scenario.feature):
+            if (name, action) not in seen:
+                seen.add((name, action))
+                cases.append(pytest.param(scenario, action, id="{0}-without-{1}".format(scenario_id(scenario), action)))
+    return [case for case in cases if module_exists(case.values[0].feature)]
+
+
+def present(scenarios):
+    return [pytest.param(s, id=scenario_id(s)) for s in scenarios if module_exists(s.feature)]
+
+
+def without(document, action):
+    statements = []
+    for statement in document["Statement"]:
+        kept = [item for item in statement["Action"] if item != action]
+        if kept:
+            statements.append(dict(statement, Action=kept))
+    return dict(document, Statement=statements)
+
+
+def iam_user(aws, document):
+    iam = aws.client("iam", REGION)
+    iam.create_user(UserName=USER)
+    iam.put_user_policy(UserName=USER, PolicyName="opsvault-aws-backup", PolicyDocument=json.dumps(document))
+    key = iam.create_access_key(UserName=USER)["AccessKey"]
+    return key["AccessKeyId"], key["SecretAccessKey"]
+
+
+def run_as(aws, tmp_path, key, task_name, module, options):
+    access_key, secret_key = key
+    play = {
+        "name": "least privilege",
+        "hosts": "localhost",
+        "gather_facts": False,
+        "module_defaults": {
+            "group/opsvault.aws_backup.aws": {
+                "endpoint_url": aws.endpoint,
+                "region": REGION,
+                "access_key": access_key,
+                "secret_key": secret_key,
+            }
+        },
+        "tasks": [{"name": task_name, "opsvault.aws_backup." + module: options}],
+    }
+    env = {"AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key}
+    with enforce_iam(aws.endpoint):
+        run = run_playbook([play], tmp_path, endpoint=aws.endpoint, env=env)
+    return run, run.result(task_name)
+
+
+def module_name(scenario):
+    return scenario.feature if isinstance(scenario.feature, str) else scenario.feature["name"]
+
+
+@pytest.mark.parametrize("scenario", present(SCENARIOS))
+def test_module_succeeds_under_exactly_its_generated_policy(aws, tmp_path, scenario):
+    options = scenario.seed(aws, tmp_path)
+    document = iam_actions.policy_document([scenario.feature])
+    key = iam_user(aws, document)
+    before = scenario.state(aws)
+
+    run, result = run_as(aws, tmp_path, key, "run", module_name(scenario), options)
+
+    assert run.rc == 0, result
+    assert result["changed"] is True
+    scenario.succeeded(aws, before, scenario.state(aws))
+
+
+@pytest.mark.parametrize("scenario, action", removal_cases())
+def test_module_fails_naming_the_action_when_one_is_removed(aws, tmp_path, scenario, action):
+    options = scenario.seed(aws, tmp_path)
+    document = without(iam_actions.policy_document([scenario.feature]), action)
+    assert action not in iam_actions.policy_actions(document)
+    key = iam_user(aws, document)
+    before = scenario.state(aws)
+
+    run, result = run_as(aws, tmp_path, key, "run", module_name(scenario), options)
+
+    assert run.rc != 0 and result.get("failed") is True, result
+    reported = json.dumps({key: result.get(key) for key in ("msg", "errors", "error")})
+    assert "not authorized to perform: {0}".format(action) in reported, reported
+    assert ("UnauthorizedOperation" if action.startswith("ec2:") else "AccessDenied") in reported, reported
+    if action not in getattr(scenario, "completes_before", ()):
+        assert scenario.state(aws) == before
+
+
+def test_purge_policy_without_adopt_legacy_cannot_delete_unmanaged_snapshots(aws, tmp_path):
+    scenario = SnapshotPurge("delete")
+    if not module_exists(scenario.feature):
+        pytest.skip("snapshot_purge is not in the collection")
+    options = scenario.seed(aws, tmp_path)
+    key = iam_user(aws, iam_actions.policy_document([scenario.feature]))
+
+    run, result = run_as(aws, tmp_path, key, "run", "snapshot_purge", dict(options, adopt_legacy=True))
+
+    assert run.rc != 0, result
+    assert scenario.unmanaged in own_snapshots(aws.ec2(REGION))
+    assert scenario.expired not in own_snapshots(aws.ec2(REGION))
+    denied = [error for error in result["errors"] if error["resource"] == scenario.unmanaged]
+    assert denied and denied[0]["code"] == "UnauthorizedOperation"
+    assert "ec2:DeleteSnapshot on resource: arn:aws:ec2:{0}::snapshot/{1}".format(REGION, scenario.unmanaged) in (
+        denied[0]["message"]
+    )
+
+
+def test_s3_policy_is_scoped_to_its_bucket(aws, tmp_path):
+    scenario = S3Mirror()
+    if not module_exists(scenario.feature):
+        pytest.skip("s3_mirror is not in the collection")
+    options = scenario.seed(aws, tmp_path)
+    aws.client("s3", REGION).create_bucket(Bucket="other-bucket")
+    key = iam_user(aws, iam_actions.policy_document([dict(scenario.feature, bucket="other-bucket")]))
+
+    run, result = run_as(aws, tmp_path, key, "run", "s3_mirror", options)
+
+    assert run.rc != 0, result
+    assert 'not authorized to perform: s3:ListBucket on resource: \\"arn:aws:s3:::seed-images\\"' in json.dumps(result)
+    assert scenario.state(aws) == {}
