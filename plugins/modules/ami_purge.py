@@ -1,0 +1,384 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the opsvault.aws_backup project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+module: ami_purge
+short_description: Deregister expired AMI backups and delete their snapshots, safely
+version_added: 0.1.0
+description:
+  - Finds the AMIs the account owns in O(regions) that carry the managed marker
+    C(CreatedBy=opsvault.aws_backup) (written by M(opsvault.aws_backup.ami_backup)), deregisters
+    those whose C(DeleteOn) date is on or before today (UTC), or O(as_of), and then deletes their snapshots.
+  - The newest O(keep_min) available AMIs of each source instance are always kept.
+  - When the newest AMI of a source instance is not C(available) (C(pending) or C(failed)),
+    nothing of that source is purged in this run, and RV(kept) says why.
+  - A snapshot is never deleted while another registered AMI uses it, nor when it is not owned by
+    the account; this is decided from one C(DescribeImages) and one C(DescribeSnapshots) per region,
+    before anything is deleted. A snapshot two expiring AMIs share is deleted once, after both are deregistered.
+  - With O(adopt_legacy=true), AMIs that carry a C(DeleteOn) tag but no marker (made by older
+    backup scripts) are purged by the same rules; their source instance is read from AWS's
+    C(SourceInstanceId) or from an instance id in their name or description, and those of unknown
+    source are treated as one source.
+  - Regions are processed concurrently. A failing AMI, snapshot or region does not stop the others;
+    the task fails at the end, listing every error in RV(errors). The snapshots of an AMI that could
+    not be deregistered are left alone.
+author:
+  - opsvault.aws_backup contributors
+options:
+  regions:
+    description:
+      - The regions to purge.
+      - V(all) means every region enabled for the account.
+      - Defaults to the task's O(region).
+    type: list
+    elements: str
+  as_of:
+    description:
+      - Purge what has expired on this UTC date, V(YYYY-MM-DD), instead of today.
+      - With check mode, previews what a purge on a future date will remove.
+    type: str
+  keep_min:
+    description:
+      - The newest available AMIs of each source instance that are kept, even when expired.
+      - Must be at least V(1).
+    type: int
+    default: 1
+  keep_last:
+    description:
+      - Count-based retention. When set, only the newest O(keep_last) available AMIs of each source instance
+        are kept; older ones are deregistered even when their C(DeleteOn) date has not come.
+      - Never keeps fewer than O(keep_min). Must be at least V(1).
+    type: int
+  adopt_legacy:
+    description:
+      - Also purge AMIs that carry a C(DeleteOn) tag but not the managed marker.
+    type: bool
+    default: false
+  max_concurrency:
+    description: The most AWS requests in flight at once, across all regions.
+    type: int
+    default: 16
+notes:
+  - Requires C(ec2:DescribeRegions), C(ec2:DescribeImages), C(ec2:DescribeSnapshots), C(ec2:DeregisterImage)
+    and C(ec2:DeleteSnapshot).
+  - Supports check mode, which returns the full plan in RV(deregistered) and RV(deleted_snapshots)
+    and makes no change.
+  - C(DeregisterImage) is called without C(DeleteAssociatedSnapshots); the snapshots are deleted one by one,
+    so that the safety checks hold and each deletion is reported.
+  - Throttled requests are retried with botocore's adaptive retry mode.
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: Deregister expired AMI backups and delete their snapshots, in two regions
+  opsvault.aws_backup.ami_purge:
+    regions: [eu-west-1, us-east-1]
+
+- name: Preview what a purge will remove at the end of the year, everywhere
+  opsvault.aws_backup.ami_purge:
+    regions: all
+    as_of: "2026-12-31"
+  check_mode: true
+  register: preview
+
+- name: Show the AMIs that would go
+  ansible.builtin.debug:
+    msg: "{{ preview.deregistered | map(attribute='image_id') }}"
+
+- name: Keep the newest 7 backups of each instance, and adopt the old scripts' AMIs
+  opsvault.aws_backup.ami_purge:
+    regions: all
+    keep_last: 7
+    adopt_legacy: true
+"""
+
+RETURN = r"""
+deregistered:
+  description: The AMIs deregistered (in check mode, the ones that would be).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    image_id:
+      description: The AMI id.
+      type: str
+      sample: ami-0123456789abcdef0
+    name:
+      description: The AMI name.
+      type: str
+      sample: web-1-i-0123456789abcdef0-20261123T010000Z
+    region:
+      description: The region.
+      type: str
+      sample: eu-west-1
+    source_instance_id:
+      description: The instance the AMI was made from (null for a legacy AMI of unknown source).
+      type: str
+      sample: i-0123456789abcdef0
+    delete_on:
+      description: The AMI's C(DeleteOn) date (null when it had none).
+      type: str
+      sample: "2026-11-16"
+    reason:
+      description: Why it was deregistered.
+      type: str
+      sample: expired on 2026-11-16
+    legacy:
+      description: Whether the AMI lacked the managed marker (adopted with O(adopt_legacy)).
+      type: bool
+      sample: false
+    state:
+      description: The AMI state when it was described.
+      type: str
+      sample: available
+    snapshot_ids:
+      description: The AMI's snapshots deleted with it (in check mode, that would be).
+      type: list
+      elements: str
+      sample: [snap-0123456789abcdef0]
+deleted_snapshots:
+  description: The snapshots deleted (in check mode, the ones that would be).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    snapshot_id:
+      description: The snapshot id.
+      type: str
+      sample: snap-0123456789abcdef0
+    image_id:
+      description: The deregistered AMI it belonged to.
+      type: str
+      sample: ami-0123456789abcdef0
+    image_ids:
+      description: Every deregistered AMI that used it (more than one when they shared it).
+      type: list
+      elements: str
+      sample: [ami-0123456789abcdef0]
+    region:
+      description: The region.
+      type: str
+      sample: eu-west-1
+kept:
+  description:
+    - Every managed (or adopted) AMI left registered, and every snapshot of a deregistered AMI left in place, each with the reason.
+    - Items about a snapshot carry its C(snapshot_id) and the C(image_id) of the AMI it belonged to.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {"image_id": "ami-0123456789abcdef0", "name": "web-1-i-0123456789abcdef0-20261123T010000Z", "region": "eu-west-1",
+       "source_instance_id": "i-0123456789abcdef0", "reason": "one of the newest 1 available backup(s) of i-0123456789abcdef0 (keep_min)"}
+    - {"snapshot_id": "snap-0123456789abcdef0", "image_id": "ami-0fedcba9876543210", "name": "web-1-old", "region": "eu-west-1",
+       "reason": "also used by ami-0aaaabbbbccccdddd, which stays registered"}
+errors:
+  description: Every AMI, snapshot or region that failed, with the AWS error code and the action.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"resource": "ami-0123456789abcdef0", "region": "eu-west-1", "code": "UnauthorizedOperation",
+            "message": "...", "action": "deregister_image"}]
+regions:
+  description: The regions the task ran in.
+  returned: always
+  type: list
+  elements: str
+  sample: [eu-west-1, us-east-1]
+as_of:
+  description: The date whose expired AMIs were purged.
+  returned: always
+  type: str
+  sample: "2026-11-23"
+"""
+
+import datetime
+import re
+
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import check_purge_counts
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import plan_purge
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_entry
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import paginate
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import regional_clients
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import run_concurrently
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import target_regions
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_as_of(value, today):
+    """``as_of`` as a date (today when unset); raises ValueError naming a value that is not YYYY-MM-DD."""
+    if value is None:
+        return today
+    text = str(value).strip()
+    try:
+        if not _ISO_DATE.match(text):
+            raise ValueError
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError("as_of {0!r} is not a date: use YYYY-MM-DD, for example {1}".format(value, today.isoformat()))
+
+
+def parse_options(module):
+    params = module.params
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    try:
+        check_purge_counts(params["keep_min"], params["keep_last"])
+        if params["max_concurrency"] < 1:
+            raise ValueError("max_concurrency must be at least 1, got {0}".format(params["max_concurrency"]))
+        return {
+            "as_of": parse_as_of(params["as_of"], today),
+            "keep_min": params["keep_min"],
+            "keep_last": params["keep_last"],
+            "adopt_legacy": params["adopt_legacy"],
+        }
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+
+
+def describe_region(client):
+    """Every AMI and snapshot the account owns in the region: one paginated call each."""
+    images = paginate(client, "describe_images", "Images", Owners=["self"])
+    snapshots = paginate(client, "describe_snapshots", "Snapshots", OwnerIds=["self"])
+    return images, snapshots
+
+
+def account_of(images):
+    """The account id: the owner of the images DescribeImages returned for Owners=self."""
+    owners = {image.get("OwnerId") for image in images if image.get("OwnerId")}
+    return owners.pop() if len(owners) == 1 else None
+
+
+def plan_region(region, described, options):
+    images, snapshots = described
+    return plan_purge(
+        region,
+        images,
+        snapshots,
+        account_of(images),
+        options["as_of"],
+        keep_min=options["keep_min"],
+        keep_last=options["keep_last"],
+        adopt_legacy=options["adopt_legacy"],
+    )
+
+
+def deregister_image(client, item):
+    try:
+        client.deregister_image(ImageId=item["image_id"])
+    except is_boto3_error_code(["InvalidAMIID.Unavailable", "InvalidAMIID.NotFound"]):
+        pass  # already deregistered, by a retried request or another run
+
+
+def delete_snapshot(client, item):
+    try:
+        client.delete_snapshot(SnapshotId=item["snapshot_id"])
+    except is_boto3_error_code("InvalidSnapshot.NotFound"):
+        pass  # already deleted, by a retried request or another run
+
+
+def snapshot_result(item):
+    return {key: item[key] for key in ("snapshot_id", "image_id", "image_ids", "region")}
+
+
+def apply_plan(clients, to_deregister, to_delete, max_concurrency, errors, kept):
+    """Deregister, then delete the snapshots whose AMIs all went; returns (deregistered, deleted)."""
+    deregistered = []
+    for item, dummy, exc in run_concurrently(
+        lambda item: deregister_image(clients[item["region"]], item), to_deregister, max_concurrency
+    ):
+        if exc:
+            errors.append(error_entry(item["image_id"], item["region"], exc, "deregister_image"))
+        else:
+            deregistered.append(item)
+
+    gone = {(item["region"], item["image_id"]) for item in deregistered}
+    ready = []
+    for item in to_delete:
+        blocking = [image_id for image_id in item["image_ids"] if (item["region"], image_id) not in gone]
+        if blocking:
+            kept.append(
+                {
+                    "snapshot_id": item["snapshot_id"],
+                    "image_id": item["image_id"],
+                    "region": item["region"],
+                    "reason": "not deleted: {0} could not be deregistered".format(", ".join(blocking)),
+                }
+            )
+        else:
+            ready.append(item)
+
+    deleted = []
+    for item, dummy, exc in run_concurrently(
+        lambda item: delete_snapshot(clients[item["region"]], item), ready, max_concurrency
+    ):
+        if exc:
+            errors.append(error_entry(item["snapshot_id"], item["region"], exc, "delete_snapshot"))
+        else:
+            deleted.append(snapshot_result(item))
+    return deregistered, deleted
+
+
+def main():
+    argument_spec = dict(
+        regions=dict(type="list", elements="str"),
+        as_of=dict(type="str"),
+        keep_min=dict(type="int", default=1),
+        keep_last=dict(type="int"),
+        adopt_legacy=dict(type="bool", default=False),
+        max_concurrency=dict(type="int", default=16),
+    )
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    options = parse_options(module)
+    max_concurrency = module.params["max_concurrency"]
+
+    regions = target_regions(module)
+    clients = regional_clients(module, "ec2", regions, max_concurrency)
+    errors, warnings, plans = [], [], []
+    for region, described, exc in run_concurrently(lambda r: describe_region(clients[r]), regions, max_concurrency):
+        if exc:
+            errors.append(error_entry(region, region, exc, "describe"))
+        else:
+            plans.append(plan_region(region, described, options))
+
+    to_deregister = [item for plan in plans for item in plan["deregister"]]
+    to_delete = [item for plan in plans for item in plan["snapshots"]]
+    kept = [item for plan in plans for item in plan["kept"]]
+    for plan in plans:
+        warnings.extend(plan["warnings"])
+
+    if module.check_mode:
+        deregistered, deleted = to_deregister, [snapshot_result(item) for item in to_delete]
+    else:
+        deregistered, deleted = apply_plan(clients, to_deregister, to_delete, max_concurrency, errors, kept)
+
+    for warning in warnings:
+        module.warn(warning)
+    result = dict(
+        changed=bool(deregistered or deleted),
+        deregistered=deregistered,
+        deleted_snapshots=deleted,
+        kept=kept,
+        errors=errors,
+        regions=regions,
+        as_of=options["as_of"].isoformat(),
+    )
+    if errors:
+        module.fail_json(
+            msg="{0} error(s) while purging: {1}".format(
+                len(errors), "; ".join("{resource} in {region}: {code}".format(**e) for e in errors[:5])
+            ),
+            **result
+        )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
