@@ -140,7 +140,7 @@ def test_volumes_at_the_pending_snapshot_limit_are_skipped(aws, play):
     room = fleet.add_volume(ec2, instance_id, "/dev/sdg", volume_type="gp3")
     cold = fleet.add_volume(ec2, instance_id, "/dev/sdh", volume_type="sc1", size=125)
     for volume_id, count in ((full, 5), (room, 4), (cold, 1)):
-        for _ in range(count):
+        for _pending in range(count):
             fleet.set_snapshot("us-east-1", fleet.add_snapshot(ec2, volume_id), state="pending")
     before = set(fleet.snapshots(ec2))
 
