@@ -220,7 +220,10 @@ def _kept_snapshot(snapshot_id, image, region, reason):
 
 
 def _newest_first(entry):
-    return (entry["image"].get("CreationDate") or "", entry["image"]["ImageId"])
+    # CreationDate has one-second resolution: of two images made in the same second, the one
+    # that expires later counts as newer, so keep_min never keeps the shorter-lived copy.
+    expiry = entry["expiry"].isoformat() if entry["expiry"] else ""
+    return (entry["image"].get("CreationDate") or "", expiry, entry["image"]["ImageId"])
 
 
 def check_purge_counts(keep_min, keep_last=None):

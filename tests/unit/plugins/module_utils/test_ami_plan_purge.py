@@ -313,3 +313,11 @@ def test_counts_below_one_are_refused_naming_the_value(keep_min, keep_last, mess
         check_purge_counts(keep_min, keep_last)
     with pytest.raises(ValueError):
         plan([image("ami-old", age=9, delete_on=days(-2))], keep_min=keep_min, keep_last=keep_last)
+
+
+def test_of_two_images_made_in_the_same_second_the_longer_lived_counts_as_newer():
+    for order in ((0, 1), (1, 0)):
+        pair = [image("ami-0short", age=10, delete_on=days(-5)), image("ami-0long", age=10, delete_on=days(-1))]
+        result = plan([pair[order[0]], pair[order[1]]])
+        assert ids(result["deregister"]) == ["ami-0short"]
+        assert [item["image_id"] for item in result["kept"]] == ["ami-0long"]
