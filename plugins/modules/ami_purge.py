@@ -25,7 +25,7 @@ description:
     the task fails at the end, listing every error in RV(errors). The snapshots of an AMI that could
     not be deregistered are left alone.
 author:
-  - opsvault.aws_backup contributors
+  - opsvault.aws_backup contributors (@opsvault)
 options:
   regions:
     description:
@@ -258,16 +258,24 @@ def account_of(images):
 
 def plan_region(region, described, options):
     images, snapshots = described
-    return plan_purge(
+    account_id = account_of(images)
+    plan = plan_purge(
         region,
         images,
         snapshots,
-        account_of(images),
+        account_id,
         options["as_of"],
         keep_min=options["keep_min"],
         keep_last=options["keep_last"],
         adopt_legacy=options["adopt_legacy"],
     )
+    if images and account_id is None:
+        plan["warnings"].append(
+            "{0}: DescribeImages with Owners=self returned images of several owners; nothing purged there".format(
+                region
+            )
+        )
+    return plan
 
 
 def deregister_image(client, item):

@@ -71,6 +71,7 @@ def test_purge_removes_only_managed_expired_amis_and_their_snapshots_keeps_the_n
     web_old = seed_backup(ec2, "us-east-1", web, 20, -13)
     web_mid = seed_backup(ec2, "us-east-1", web, 10, -3)
     web_later = seed_backup(ec2, "us-east-1", web, 5, 2)
+    web_unreadable = seed_backup(ec2, "us-east-1", web, 15, None, tags={"DeleteOn": "someday"})
     lone_only = seed_backup(ec2, "us-east-1", lone, 30, -23)
     legacy = seed_backup(ec2, "us-east-1", web, 40, -33, managed=False, name="Lambda - {0} from old".format(web))
     golden = seed_backup(ec2, "us-east-1", lone, 50, None, managed=False, name="golden image")
@@ -103,13 +104,17 @@ def test_purge_removes_only_managed_expired_amis_and_their_snapshots_keeps_the_n
     assert reasons == {
         new_backup["image_id"]: "one of the newest 1 available backup(s) of {0} (keep_min)".format(web),
         web_later: "expires on " + day(2),
+        web_unreadable: "DeleteOn tag 'someday' is not a date",
         lone_only: "one of the newest 1 available backup(s) of {0} (keep_min)".format(lone),
     }
+
+    [warning] = purge["warnings"]
+    assert web_unreadable in warning and "'someday'" in warning
 
     assert rerun["changed"] is False and rerun["deregistered"] == [] and rerun["deleted_snapshots"] == []
 
     remaining = set(fleet.images(ec2))
-    assert remaining == {new_backup["image_id"], web_later, lone_only, legacy, golden}
+    assert remaining == {new_backup["image_id"], web_later, web_unreadable, lone_only, legacy, golden}
     assert snapshot_ids(ec2) == (snapshots_before - set(expired.values())) | {snapshot_of(ec2, new_backup["image_id"])}
 
 
@@ -327,7 +332,8 @@ def test_shipped_playbook_purges_several_regions_with_one_describe_of_each_kind_
             expired[seed_backup(ec2, region, instance_id, 20, -13)] = region
             expired[seed_backup(ec2, region, instance_id, 10, -3)] = region
             kept[seed_backup(ec2, region, instance_id, 1, 6)] = region
-    extra_vars = {"ami_purge_regions": regions}
+    # Empty values are what an AWX survey sends for unanswered questions: they mean "unset".
+    extra_vars = {"ami_purge_regions": regions, "ami_purge_as_of": "", "ami_purge_keep_last": ""}
 
     def run(check):
         counting_proxy.reset()
@@ -350,7 +356,7 @@ def test_shipped_playbook_purges_several_regions_with_one_describe_of_each_kind_
 
     purge, stats = run(check=False)
     result = purge.result("Deregister expired AMIs and delete their snapshots")
-    assert sorted(result["regions"]) == sorted(regions)
+    assert sorted(result["regions"]) == sorted(regions) and result["as_of"] == TODAY.isoformat()
     assert {item["image_id"]: item["region"] for item in result["deregistered"]} == expired
     assert len(result["deleted_snapshots"]) == 8
     for region in regions:
