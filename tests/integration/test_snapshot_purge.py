@@ -1,0 +1,191 @@
+"""opsvault.aws_backup.snapshot_purge through real ansible-playbook runs against moto."""
+
+import datetime
+
+from tests.harness import fleet
+
+MODULE = "opsvault.aws_backup.snapshot_purge"
+REGION = "us-east-1"
+MANAGED = {"CreatedBy": "opsvault.aws_backup"}
+
+
+def task(name, ignore_errors=False, check_mode=None, **params):
+    entry = {"name": name, MODULE: params}
+    if ignore_errors:
+        entry["ignore_errors"] = True
+    if check_mode is not None:
+        entry["check_mode"] = check_mode
+    return entry
+
+
+def list_snapshots(name):
+    return {"name": name, "amazon.aws.ec2_snapshot_info": {"owner_ids": ["self"]}}
+
+
+def days_ago(days):
+    return datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=days)
+
+
+def date_in(days):
+    return (datetime.datetime.now(datetime.timezone.utc).date() + datetime.timedelta(days=days)).isoformat()
+
+
+def seed(ec2, volume_id, age_days, tags=None, state=None, owner_id=None):
+    snapshot_id = fleet.add_snapshot(ec2, volume_id, tags)
+    fleet.set_snapshot(REGION, snapshot_id, state=state, started=days_ago(age_days), owner_id=owner_id)
+    return snapshot_id
+
+
+def expired(**extra):
+    return dict(MANAGED, DeleteOn=date_in(-2), **extra)
+
+
+def by_id(entries):
+    return {entry["snapshot_id"]: entry for entry in entries}
+
+
+def test_expired_managed_snapshots_are_deleted_keeping_the_newest_and_never_what_must_stay(aws, play):
+    ec2 = aws.ec2(REGION)
+    [instance_id] = fleet.launch(ec2, {"Name": "web"})
+    volume_a = fleet.add_volume(ec2, instance_id, "/dev/sdf")
+    volume_b = fleet.add_volume(ec2, instance_id, "/dev/sdg")
+    volume_c = fleet.add_volume(ec2, instance_id, "/dev/sdh")
+    a_oldest, a_older, a_newest = (seed(ec2, volume_a, age, expired()) for age in (30, 20, 10))
+    b_future = seed(ec2, volume_b, 40, dict(MANAGED, DeleteOn=date_in(5)))
+    b_kept = seed(ec2, volume_b, 30, expired(Keep="yes"))
+    b_newest = seed(ec2, volume_b, 1, dict(MANAGED, DeleteOn=date_in(7)))
+    c_pending = seed(ec2, volume_c, 9, expired(), state="pending")
+    c_newest = seed(ec2, volume_c, 3, expired())
+    legacy = seed(ec2, volume_c, 50, {"DeleteOn": date_in(-30)})
+    foreign = seed(ec2, volume_a, 50, expired(), owner_id="210987654321")
+    image_id = ec2.create_image(InstanceId=instance_id, Name="web-ami")["ImageId"]
+    [mapping] = ec2.describe_images(ImageIds=[image_id])["Images"][0]["BlockDeviceMappings"]
+    ami_snapshot = mapping["Ebs"]["SnapshotId"]
+    ec2.create_tags(Resources=[ami_snapshot], Tags=fleet.tag_list(expired()))
+    fleet.set_snapshot(REGION, ami_snapshot, started=days_ago(60))
+
+    run = play(
+        [
+            task("preview", check_mode=True),
+            list_snapshots("after preview"),
+            task("report", action="report"),
+            task("purge"),
+            task("again"),
+        ]
+    )
+
+    assert run.rc == 0, run.stdout
+    preview, report, purge, again = (run.result(name) for name in ("preview", "report", "purge", "again"))
+    assert sorted(by_id(purge["deleted"])) == sorted([a_oldest, a_older])
+    assert by_id(purge["deleted"])[a_older]["reason"] == "expired on {0}".format(date_in(-2))
+    assert by_id(purge["deleted"])[a_older]["volume_id"] == volume_a
+    assert purge["changed"] is True and purge["errors"] == [] and purge["archived"] == []
+    remaining = fleet.snapshots(ec2)
+    assert a_oldest not in remaining and a_older not in remaining
+    for kept_id in (a_newest, b_future, b_kept, b_newest, c_pending, c_newest, legacy, ami_snapshot):
+        assert kept_id in remaining
+    assert foreign in fleet.ec2_backend(REGION).snapshots
+
+    kept = {snapshot_id: entry["reason"] for snapshot_id, entry in by_id(purge["kept"]).items()}
+    assert kept[ami_snapshot] == "used by registered AMI {0}".format(image_id)
+    assert kept[a_newest] == "one of the newest 1 completed snapshot(s) of {0} (keep_min)".format(volume_a)
+    assert kept[b_kept] == "tagged Keep=yes"
+    assert kept[b_future] == "expires on {0}".format(date_in(5))
+    assert kept[c_pending] == "snapshot is pending"
+    assert kept[foreign] == "owned by 210987654321, not this account"
+    assert legacy not in kept
+
+    assert preview["changed"] is True and sorted(by_id(preview["deleted"])) == sorted([a_oldest, a_older])
+    assert {a_oldest, a_older} <= {snapshot["snapshot_id"] for snapshot in run.result("after preview")["snapshots"]}
+    assert report["changed"] is False and report["deleted"] == [] and report["archived"] == []
+    assert sorted(by_id(report["purgeable"])) == sorted([a_oldest, a_older])
+    assert again["changed"] is False and again["deleted"] == []
+
+
+def test_stale_modes_find_exactly_old_snapshots_of_deleted_and_unattached_volumes(aws, play):
+    ec2 = aws.ec2(REGION)
+    [running] = fleet.launch(ec2)
+    [stopped] = fleet.launch(ec2, state="stopped")
+    attached = fleet.add_volume(ec2, running, "/dev/sdf")
+    on_stopped = fleet.add_volume(ec2, stopped, "/dev/sdf")
+    loose = fleet.add_volume(ec2)
+    doomed = fleet.add_volume(ec2)
+    attached_old = seed(ec2, attached, 90)
+    stopped_old = seed(ec2, on_stopped, 90)
+    loose_old, loose_young = seed(ec2, loose, 45), seed(ec2, loose, 10)
+    gone_old, gone_young = seed(ec2, doomed, 45), seed(ec2, doomed, 10)
+    gone_kept = seed(ec2, doomed, 45, {"Keep": "true"})
+    ec2.delete_volume(VolumeId=doomed)
+
+    run = play(
+        [
+            task("volume gone", stale="volume_gone"),
+            task("unattached", stale="unattached", stale_min_age="30d"),
+        ]
+    )
+
+    assert run.rc == 0, run.stdout
+    gone, unattached = run.result("volume gone"), run.result("unattached")
+    assert [entry["snapshot_id"] for entry in gone["deleted"]] == [gone_old]
+    assert gone["deleted"][0]["reason"] == "stale: volume {0} no longer exists (45 days old)".format(doomed)
+    assert gone["deleted"][0]["legacy"] is True
+    assert {entry["snapshot_id"]: entry["reason"] for entry in gone["kept"]} == {gone_kept: "tagged Keep=true"}
+    assert sorted(by_id(unattached["deleted"])) == sorted([stopped_old, loose_old])
+    assert "attached to no running instance" in by_id(unattached["deleted"])[loose_old]["reason"]
+    assert sorted(fleet.snapshots(ec2)) == sorted([attached_old, loose_young, gone_young, gone_kept])
+
+
+def test_archive_moves_expired_snapshots_to_the_archive_tier_and_keeps_what_aws_cannot_archive(aws, play):
+    ec2 = aws.ec2(REGION)
+    [instance_id] = fleet.launch(ec2)
+    volume_a = fleet.add_volume(ec2, instance_id, "/dev/sdf")
+    volume_b = fleet.add_volume(ec2, instance_id, "/dev/sdg")
+    archivable = seed(ec2, volume_a, 40, expired())
+    archived_before = seed(ec2, volume_a, 35, expired())
+    ec2.modify_snapshot_tier(SnapshotId=archived_before, StorageTier="archive")
+    seed(ec2, volume_a, 2, expired())
+    failed = seed(ec2, volume_b, 40, expired(), state="error")
+    seed(ec2, volume_b, 2, expired())
+
+    run = play([task("archive", action="archive"), task("archive again", action="archive")])
+
+    assert run.rc == 0, run.stdout
+    first, again = run.result("archive"), run.result("archive again")
+    assert [entry["snapshot_id"] for entry in first["archived"]] == [archivable]
+    assert first["deleted"] == [] and first["changed"] is True
+    kept = {entry["snapshot_id"]: entry["reason"] for entry in first["kept"]}
+    assert kept[archived_before] == "expired on {0}; already in the archive tier".format(date_in(-2))
+    assert kept[failed] == "expired on {0}; AWS archives only completed snapshots".format(date_in(-2))
+    snapshots = fleet.snapshots(ec2)
+    assert len(snapshots) == 5
+    assert snapshots[archivable]["StorageTier"] == "archive"
+    assert snapshots[failed]["StorageTier"] == "standard"
+    assert again["changed"] is False and again["archived"] == []
+    assert "already in the archive tier" in {e["snapshot_id"]: e["reason"] for e in again["kept"]}[archivable]
+
+
+def test_bad_input_fails_clearly_before_any_change(aws, play):
+    ec2 = aws.ec2(REGION)
+    volume_id = fleet.add_volume(ec2)
+    doomed = seed(ec2, volume_id, 40, expired())
+    seed(ec2, volume_id, 1, expired())
+
+    run = play(
+        [
+            task("unknown stale", ignore_errors=True, stale="orphaned"),
+            task("negative age", ignore_errors=True, stale="volume_gone", stale_min_age="-5"),
+            task("negative keep_min", ignore_errors=True, keep_min=-1),
+            task("bad as_of", ignore_errors=True, as_of="next tuesday"),
+        ]
+    )
+
+    messages = {name: run.result(name) for name in ("unknown stale", "negative age", "negative keep_min", "bad as_of")}
+    assert all(result["failed"] is True for result in messages.values())
+    assert (
+        "value of stale must be one of: none, volume_gone, unattached, got: orphaned"
+        in messages["unknown stale"]["msg"]
+    )
+    assert messages["negative age"]["msg"] == "stale_min_age must not be negative, got '-5'"
+    assert messages["negative keep_min"]["msg"] == "keep_min must not be negative, got -1"
+    assert messages["bad as_of"]["msg"] == "as_of 'next tuesday' is not a date (expected YYYY-MM-DD)"
+    assert doomed in fleet.snapshots(ec2)
