@@ -50,3 +50,8 @@ test: unit integration lint sanity
 
 clean:
 	rm -rf $(VENV) build
+
+.PHONY: bench
+# Side-by-side benchmarks against peer tools on moto behind the AWS-like proxy (minutes; not part of make test).
+bench: setup
+	$(BIN)/python bench/run.py

@@ -1,0 +1,234 @@
+"""make bench: our modules side by side with the tools people use instead, on moto behind an AWS-like proxy.
+
+One moto server and one proxy (50 ms per call, EC2 throttling with the published token buckets) serve
+every contender in turn; moto is emptied and the proxy's counts and buckets are reset before each run.
+Prints one table and writes bench/results.json.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+for path in (REPO / "build" / "collections", REPO):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from bench import ami_backup  # noqa: E402
+from bench import purge  # noqa: E402
+from bench.servers import Servers  # noqa: E402
+from bench.servers import python_env  # noqa: E402
+from tests.harness import ansible_run  # noqa: E402
+
+MODULES = REPO / "plugins" / "modules"
+S3_BENCH = REPO / "bench" / "s3_mirror" / "run.py"
+S3_RESULTS = REPO / "build" / "bench" / "s3_mirror.json"
+
+
+def progress(row):
+    print(
+        "  {job:<15} {tool:<16} {instances:>5}  {wall_seconds:>8.1f} s  ok={succeeded}".format(**row),
+        flush=True,
+    )
+
+
+def run_ami_backup(servers, workdir, sizes, loop_sizes):
+    rows = []
+    for size in sorted(set(sizes) | set(loop_sizes)):
+        tools = ["ami_backup", "seed_style"] + (["amazon_aws_loop"] if size in loop_sizes else [])
+        for tool in tools:
+            row = ami_backup.measure(servers, tool, size, workdir)
+            rows.append(row)
+            progress(row)
+    return rows
+
+
+def run_purges(servers, workdir, count):
+    rows = []
+    for job in purge.JOBS:
+        if not (MODULES / (job + ".py")).exists():
+            print("  {0}: module not in plugins/modules yet, skipped".format(job), flush=True)
+            continue
+        for tool in purge.TOOLS:
+            row = purge.measure(servers, job, tool, count, workdir)
+            rows.append(row)
+            progress(row)
+    return rows
+
+
+def run_s3_bench():
+    """bench/s3_mirror/run.py (s3_mirror vs aws s3 sync and s5cmd on its own moto server), when present.
+
+    Returns its results (build/bench/s3_mirror.json) with s3_mirror's time over each peer's per phase.
+    """
+    if not S3_BENCH.exists():
+        return {"skipped": "bench/s3_mirror/run.py does not exist"}
+    S3_RESULTS.unlink(missing_ok=True)
+    process = subprocess.run([sys.executable, str(S3_BENCH)], cwd=str(REPO), env=python_env(), text=True)
+    if process.returncode != 0 or not S3_RESULTS.exists():
+        return {"error": "bench/s3_mirror/run.py exited with {0}".format(process.returncode)}
+    results = json.loads(S3_RESULTS.read_text())
+    times = results.get("times", {})
+    mirror = times.get("s3_mirror", {})
+    results["ratios"] = {
+        "s3_mirror / {0}".format(peer): {
+            phase: round(mirror[phase] / seconds, 2)
+            for phase, seconds in peer_times.items()
+            if mirror.get(phase) and seconds
+        }
+        for peer, peer_times in times.items()
+        if peer != "s3_mirror"
+    }
+    return results
+
+
+def by_key(rows):
+    return {(row["job"], row["tool"], row["instances"]): row for row in rows}
+
+
+def targets(rows):
+    """The issue's targets, each with the measured value and whether it is met."""
+    found = by_key(rows)
+    checks = []
+    for (job, tool, size), loop in sorted(found.items()):
+        ours = found.get((job, "ami_backup", size))
+        if tool == "amazon_aws_loop" and ours:
+            speedup = loop["wall_seconds"] / ours["wall_seconds"]
+            checks.append(
+                dict(
+                    target="ami_backup >= 30x faster than the amazon.aws loop",
+                    instances=size,
+                    measured=round(speedup, 1),
+                    met=speedup >= 30,
+                )
+            )
+    for (job, tool, size), row in sorted(found.items()):
+        if tool != job:
+            continue
+        if row["ratio_to_floor"] is not None and (
+            job != "ami_backup" or size == max(r["instances"] for r in rows if r["job"] == job)
+        ):
+            checks.append(
+                dict(
+                    target="{0} within 1.3x of the throttle floor".format(job),
+                    instances=size,
+                    measured=row["ratio_to_floor"],
+                    met=row["ratio_to_floor"] <= 1.3,
+                )
+            )
+        if job == "ami_backup":
+            checks.append(
+                dict(
+                    target="ami_backup: at most 1 successful mutating call per instance",
+                    instances=size,
+                    measured=row["mutating_ok_per_instance"],
+                    met=row["mutating_ok_per_instance"] <= 1.0,
+                )
+            )
+    return checks
+
+
+def s3_targets(s3):
+    ratios = (s3 or {}).get("ratios", {}).get("s3_mirror / s5cmd", {})
+    return [
+        dict(
+            target="s3_mirror at least as fast as s5cmd ({0})".format(phase),
+            instances="-",
+            measured=ratio,
+            met=ratio <= 1.0,
+        )
+        for phase, ratio in ratios.items()
+    ]
+
+
+def table(rows, checks, s3):
+    lines = [
+        "{0:<15} {1:<16} {2:>6} {3:>9} {4:>5} {5:>8} {6:>9} {7:>9} {8:>8} {9:>9}".format(
+            "job", "tool", "items", "wall s", "ok", "req/item", "mut/item", "throttled", "floor s", "x floor"
+        )
+    ]
+    for row in rows:
+        lines.append(
+            "{job:<15} {tool:<16} {instances:>6} {wall_seconds:>9.1f} {ok:>5} {requests_per_instance:>8.2f} "
+            "{mutating_requests_per_instance:>9.2f} {throttled:>9} {floor_seconds:>8.1f} {ratio:>9}".format(
+                ok="yes" if row["succeeded"] and not row.get("doubled") else "NO",
+                ratio="-" if row["ratio_to_floor"] is None else "{0:.2f}".format(row["ratio_to_floor"]),
+                **{key: value for key, value in row.items() if key != "ok"}
+            )
+        )
+    lines.append("")
+    for check in checks:
+        lines.append(
+            "{0:<60} {1:>6}: {2:>7}  {3}".format(
+                check["target"], check["instances"], check["measured"], "met" if check["met"] else "NOT MET"
+            )
+        )
+    if s3 and s3.get("times"):
+        lines.append("")
+        lines.append(
+            "{0:<15} {1:>9} {2:>9} {3:>11}   (seconds; bench/s3_mirror/run.py)".format(
+                "s3 tool", "cold", "warm", "1%-changed"
+            )
+        )
+        for tool, phases in s3["times"].items():
+            lines.append(
+                "{0:<15} {1:>9} {2:>9} {3:>11}".format(
+                    tool, *("{0:.2f}".format(phases[p]) if p in phases else "-" for p in ("cold", "warm", "1%-changed"))
+                )
+            )
+        for peer, phases in s3["ratios"].items():
+            lines.append("{0:<28} {1}".format(peer, "  ".join("{0} {1}".format(p, r) for p, r in phases.items())))
+    elif s3:
+        lines.append("")
+        lines.append("s3_mirror: " + json.dumps(s3))
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[100, 500, 1000], help="fleet sizes (instances over 4 regions)"
+    )
+    parser.add_argument(
+        "--loop-sizes", type=int, nargs="*", default=[100, 200], help="sizes for the slow amazon.aws loop"
+    )
+    parser.add_argument("--purge-count", type=int, default=2000, help="expired images/snapshots for the purges")
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["ami_backup", "purge", "s3_mirror"])
+    parser.add_argument("--out", default=str(REPO / "bench" / "results.json"))
+    args = parser.parse_args()
+
+    ansible_run.ensure_collection_link()
+    proxy_config = {"latency_ms": args.latency_ms, "throttle": True}
+    rows, s3 = [], None
+    with tempfile.TemporaryDirectory(prefix="opsvault-bench-") as workdir:
+        with Servers(workdir, proxy_config) as servers:
+            print("moto {0}, proxy {1} ({2})".format(servers.moto, servers.proxy, json.dumps(proxy_config)), flush=True)
+            if "ami_backup" not in args.skip:
+                rows += run_ami_backup(servers, workdir, args.sizes, args.loop_sizes)
+            if "purge" not in args.skip:
+                rows += run_purges(servers, workdir, args.purge_count)
+        if "s3_mirror" not in args.skip:
+            s3 = run_s3_bench()
+
+    checks = targets(rows) + s3_targets(s3)
+    results = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "settings": dict(proxy_config, regions=ami_backup.REGIONS, cpu_count=os.cpu_count()),
+        "runs": rows,
+        "targets": checks,
+        "s3_mirror": s3,
+    }
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print()
+    print(table(rows, checks, s3))
+    print("\nwrote " + args.out)
+
+
+if __name__ == "__main__":
+    main()
