@@ -14,9 +14,10 @@ description:
   - The newest O(keep_min) available AMIs of each source instance are always kept.
   - When the newest AMI of a source instance is not C(available) (C(pending) or C(failed)),
     nothing of that source is purged in this run, and RV(kept) says why.
-  - A snapshot is never deleted while another registered AMI uses it, nor when it is not owned by
-    the account; this is decided from one C(DescribeImages) and one C(DescribeSnapshots) per region,
-    before anything is deleted. A snapshot two expiring AMIs share is deleted once, after both are deregistered.
+  - A snapshot is never deleted while another registered AMI (disabled ones included) uses it, nor when
+    it is not owned by the account; this is decided from one C(DescribeImages) and one C(DescribeSnapshots)
+    per region, before anything is deleted. A snapshot two expiring AMIs share is deleted once, after both
+    are deregistered.
   - With O(adopt_legacy=true), AMIs that carry a C(DeleteOn) tag but no marker (made by older
     backup scripts) are purged by the same rules; their source instance is read from AWS's
     C(SourceInstanceId) or from an instance id in their name or description, and those of unknown
@@ -244,8 +245,8 @@ def parse_options(module):
 
 
 def describe_region(client):
-    """Every AMI and snapshot the account owns in the region: one paginated call each."""
-    images = paginate(client, "describe_images", "Images", Owners=["self"])
+    """Every AMI (disabled ones too: they still use their snapshots) and snapshot the account owns in the region."""
+    images = paginate(client, "describe_images", "Images", Owners=["self"], IncludeDisabled=True)
     snapshots = paginate(client, "describe_snapshots", "Snapshots", OwnerIds=["self"])
     return images, snapshots
 

@@ -19,10 +19,14 @@ def stubbed_client():
 def test_describe_region_follows_next_token_for_images_and_snapshots():
     client, stubber = stubbed_client()
     stubber.add_response(
-        "describe_images", {"Images": [{"ImageId": "ami-1"}], "NextToken": "page-2"}, {"Owners": ["self"]}
+        "describe_images",
+        {"Images": [{"ImageId": "ami-1"}], "NextToken": "page-2"},
+        {"Owners": ["self"], "IncludeDisabled": True},
     )
     stubber.add_response(
-        "describe_images", {"Images": [{"ImageId": "ami-2"}]}, {"Owners": ["self"], "NextToken": "page-2"}
+        "describe_images",
+        {"Images": [{"ImageId": "ami-2"}]},
+        {"Owners": ["self"], "IncludeDisabled": True, "NextToken": "page-2"},
     )
     stubber.add_response(
         "describe_snapshots", {"Snapshots": [{"SnapshotId": "snap-1"}], "NextToken": "s2"}, {"OwnerIds": ["self"]}
