@@ -11,6 +11,7 @@ the bucket: only the keys in flight and the files to delete are held.
 """
 
 import base64
+import ctypes
 import fnmatch
 import hashlib
 import json
@@ -309,7 +310,7 @@ class IndexWriter:
         if dropped_keys:
             self._rewrite_without(set(dropped_keys))
         if self.fsync:
-            fsync_path(self.temp_path)
+            sync_filesystem(self.temp_path)
         os.replace(self.temp_path, self.path)
         if self.fsync:
             fsync_path(os.path.dirname(self.path))
@@ -331,6 +332,21 @@ class IndexWriter:
                     continue
                 target.write(line)
         os.replace(filtered, self.temp_path)
+
+
+def sync_filesystem(path):
+    """Flush every file of the filesystem holding ``path`` (Linux syncfs), else of all filesystems."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.syncfs(descriptor) == 0:
+                return
+        except (AttributeError, OSError):
+            pass
+        os.sync()
+    finally:
+        os.close(descriptor)
 
 
 def fsync_path(path):

