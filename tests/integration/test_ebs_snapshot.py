@@ -2,7 +2,11 @@
 
 import datetime
 
+import pytest
+
+from tests.harness import aws_proxy
 from tests.harness import fleet
+from tests.harness.ansible_run import run_playbook
 
 MODULE = "opsvault.aws_backup.ebs_snapshot"
 
@@ -77,21 +81,6 @@ def test_all_regions_snapshot_in_use_volumes_with_the_tag_contract_and_rerun_cre
     recent = [item for item in rerun["skipped_resources"] if "within min_interval" in item["reason"]]
     assert len(recent) == 6
     assert sum(len(fleet.snapshots(aws.ec2(region))) for region in fleets) == 6
-
-
-def test_check_mode_returns_the_plan_and_writes_nothing(aws, play):
-    ec2 = aws.ec2("us-east-1")
-    instance_id, root, data, bad, spare = seed_web(ec2)
-
-    run = play([task("preview", mode="instance")], check=True)
-
-    assert run.rc == 0, run.stdout
-    result = run.result("preview")
-    assert result["changed"] is True
-    assert sorted(item["volume_id"] for item in result["snapshots"]) == sorted([root, data, bad])
-    assert {item["state"] for item in result["snapshots"]} == {"planned"}
-    assert {item["snapshot_id"] for item in result["snapshots"]} == {None}
-    assert fleet.snapshots(ec2) == {}
 
 
 def test_instance_mode_makes_one_crash_consistent_set_per_selected_instance(aws, play):
@@ -170,3 +159,65 @@ def test_volumes_at_the_pending_snapshot_limit_are_skipped(aws, play):
     bad_tag = run.result("bad contract tag")
     assert bad_tag["failed"] is True and "extra_tags may not set DeleteOn" in bad_tag["msg"]
     assert len(fleet.snapshots(ec2)) == len(before) + 1
+
+
+@pytest.fixture
+def counting_proxy(aws):
+    proxy = aws_proxy.start(aws.endpoint)
+    yield proxy
+    proxy.stop()
+
+
+def test_shipped_playbook_previews_then_makes_one_create_snapshots_call_per_instance(aws, counting_proxy, tmp_path):
+    regions = ["us-east-1", "eu-west-1"]
+    volumes = {}
+    for region in regions:
+        ec2 = aws.ec2(region)
+        for instance_id in fleet.launch(ec2, {"Backup": "Database"}, count=2):
+            data = fleet.add_volume(ec2, instance_id, "/dev/sdf")
+            volumes[instance_id] = (region, sorted([fleet.root_volume(ec2, instance_id), data]))
+        fleet.launch(ec2)
+    # Empty values are what an AWX survey sends for unanswered questions: they mean "unset".
+    extra_vars = {
+        "ebs_snapshot_regions": regions,
+        "ebs_snapshot_mode": "instance",
+        "ebs_snapshot_instance_tag_key": "Backup",
+        "ebs_snapshot_volume_ids": "",
+        "ebs_snapshot_min_interval": "",
+    }
+
+    def run(check):
+        counting_proxy.reset()
+        playbook = run_playbook(
+            "opsvault.aws_backup.ebs_snapshot",
+            tmp_path,
+            endpoint=counting_proxy.endpoint,
+            extra_vars=extra_vars,
+            check=check,
+            env={"AWS_REGION": "us-east-1"},
+        )
+        assert playbook.rc == 0, playbook.stdout
+        return playbook.result("Create EBS snapshots"), counting_proxy.stats()
+
+    preview, preview_stats = run(check=True)
+    assert preview_stats["mutating"] == 0
+    assert preview["changed"] is True and len(preview["snapshots"]) == 8
+    assert {item["state"] for item in preview["snapshots"]} == {"planned"}
+    assert {item["snapshot_id"] for item in preview["snapshots"]} == {None}
+    assert sum(len(fleet.snapshots(aws.ec2(region))) for region in regions) == 0
+
+    result, stats = run(check=False)
+    for instance_id, (region, instance_volumes) in volumes.items():
+        taken = [s for s in fleet.snapshots(aws.ec2(region)).values() if fleet.tags_of(s)["InstanceId"] == instance_id]
+        assert sorted(snapshot["VolumeId"] for snapshot in taken) == instance_volumes
+        assert sorted(item["volume_id"] for item in result["snapshots"] if item["instance_id"] == instance_id) == (
+            instance_volumes
+        )
+    for region in regions:
+        assert aws_proxy.count(stats, action="CreateSnapshots", region=region) == 2
+        assert aws_proxy.count(stats, action="CreateSnapshot", region=region) == 0
+        assert aws_proxy.count(stats, action="CreateTags", region=region) == 0
+        assert aws_proxy.count(stats, action="DescribeVolumes", region=region) == 1
+        assert aws_proxy.count(stats, action="DescribeInstances", region=region) == 1
+        assert aws_proxy.count(stats, action="DescribeSnapshots", region=region) == 2
+    assert stats["mutating"] == 4

@@ -2,7 +2,13 @@
 
 import datetime
 
+import pytest
+from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.models.elastic_block_store import EBSBackend
+
+from tests.harness import aws_proxy
 from tests.harness import fleet
+from tests.harness.ansible_run import run_playbook
 
 MODULE = "opsvault.aws_backup.snapshot_purge"
 REGION = "us-east-1"
@@ -30,9 +36,9 @@ def date_in(days):
     return (datetime.datetime.now(datetime.timezone.utc).date() + datetime.timedelta(days=days)).isoformat()
 
 
-def seed(ec2, volume_id, age_days, tags=None, state=None, owner_id=None):
+def seed(ec2, volume_id, age_days, tags=None, state=None, owner_id=None, region=REGION):
     snapshot_id = fleet.add_snapshot(ec2, volume_id, tags)
-    fleet.set_snapshot(REGION, snapshot_id, state=state, started=days_ago(age_days), owner_id=owner_id)
+    fleet.set_snapshot(region, snapshot_id, state=state, started=days_ago(age_days), owner_id=owner_id)
     return snapshot_id
 
 
@@ -189,3 +195,89 @@ def test_bad_input_fails_clearly_before_any_change(aws, play):
     assert messages["negative keep_min"]["msg"] == "keep_min must not be negative, got -1"
     assert messages["bad as_of"]["msg"] == "as_of 'next tuesday' is not a date (expected YYYY-MM-DD)"
     assert doomed in fleet.snapshots(ec2)
+
+
+@pytest.fixture
+def refused(monkeypatch):
+    """Make moto refuse DeleteSnapshot for chosen ids, as AWS does without permission."""
+    snapshot_ids = set()
+    delete = EBSBackend.delete_snapshot
+
+    def delete_snapshot(self, snapshot_id):
+        if snapshot_id in snapshot_ids:
+            raise EC2ClientError("UnauthorizedOperation", "You are not authorized to perform this operation.")
+        return delete(self, snapshot_id)
+
+    monkeypatch.setattr(EBSBackend, "delete_snapshot", delete_snapshot)
+    return snapshot_ids
+
+
+def test_a_refused_delete_is_reported_the_rest_is_done_and_the_task_fails(aws, play, refused):
+    ec2 = aws.ec2(REGION)
+    volume_id = fleet.add_volume(ec2)
+    stuck, done = seed(ec2, volume_id, 30, expired()), seed(ec2, volume_id, 20, expired())
+    newest = seed(ec2, volume_id, 1, expired())
+    refused.add(stuck)
+
+    run = play([task("purge", ignore_errors=True)])
+
+    result = run.result("purge")
+    assert result["failed"] is True and result["changed"] is True
+    assert "1 error(s) while purging snapshots" in result["msg"]
+    assert [(e["resource"], e["region"], e["code"]) for e in result["errors"]] == [
+        (stuck, REGION, "UnauthorizedOperation")
+    ]
+    assert [entry["snapshot_id"] for entry in result["deleted"]] == [done]
+    assert sorted(fleet.snapshots(ec2)) == sorted([stuck, newest])
+
+
+@pytest.fixture
+def counting_proxy(aws):
+    proxy = aws_proxy.start(aws.endpoint)
+    yield proxy
+    proxy.stop()
+
+
+def test_shipped_playbook_previews_with_no_mutating_call_then_purges_with_one_describe_of_each_kind_per_region(
+    aws, counting_proxy, tmp_path
+):
+    regions = ["us-east-1", "eu-west-1"]
+    expired_ids, kept_ids = {}, {}
+    for region in regions:
+        ec2 = aws.ec2(region)
+        for volume_id in (fleet.add_volume(ec2), fleet.add_volume(ec2)):
+            for age in (30, 20):
+                expired_ids[seed(ec2, volume_id, age, expired(), region=region)] = region
+            kept_ids[seed(ec2, volume_id, 1, expired(), region=region)] = region
+    extra_vars = {"snapshot_purge_regions": regions, "snapshot_purge_as_of": "", "snapshot_purge_keep_min": ""}
+
+    def run(check):
+        counting_proxy.reset()
+        playbook = run_playbook(
+            "opsvault.aws_backup.snapshot_purge",
+            tmp_path,
+            endpoint=counting_proxy.endpoint,
+            extra_vars=extra_vars,
+            check=check,
+            env={"AWS_REGION": "us-east-1"},
+        )
+        assert playbook.rc == 0, playbook.stdout
+        return playbook, counting_proxy.stats()
+
+    preview, preview_stats = run(check=True)
+    assert preview_stats["mutating"] == 0
+    planned = preview.result("Delete, archive or list expired and stale snapshots")
+    assert {entry["snapshot_id"]: entry["region"] for entry in planned["deleted"]} == expired_ids
+    assert "8 snapshot(s) selected (delete); would delete 8, would archive 0, kept 4" in preview.result("Summarise the purge")["msg"]
+    assert sum(len(fleet.snapshots(aws.ec2(region))) for region in regions) == 12
+
+    purge, stats = run(check=False)
+    result = purge.result("Delete, archive or list expired and stale snapshots")
+    assert {entry["snapshot_id"]: entry["region"] for entry in result["deleted"]} == expired_ids
+    for region in regions:
+        assert set(fleet.snapshots(aws.ec2(region))) == {sid for sid, where in kept_ids.items() if where == region}
+        assert aws_proxy.count(stats, action="DescribeSnapshots", region=region) == 1
+        assert aws_proxy.count(stats, action="DescribeImages", region=region) == 1
+        assert aws_proxy.count(stats, action="DeleteSnapshot", region=region) == 4
+    assert stats["mutating"] == 8
+    assert "8 snapshot(s) selected (delete); deleted 8, archived 0, kept 4" in purge.result("Summarise the purge")["msg"]
