@@ -23,7 +23,7 @@ description:
   - Regions are processed concurrently, and a failing region or snapshot does not stop the others;
     the task fails at the end, listing every error in RV(errors).
 author:
-  - opsvault.aws_backup contributors
+  - opsvault.aws_backup contributors (@opsvault)
 options:
   regions:
     description:
