@@ -169,5 +169,23 @@ def test_shipped_playbook_runs_by_fqcn(aws, tmp_path):
     result = run.result("Create AMIs of the tagged instances")
     assert [image["instance_id"] for image in result["images"]] == [instance]
     assert set(managed_images(east)) == {instance}
-    assert fleet.tags_of(managed_images(east)[instance])["DeleteOn"] == (TODAY + datetime.timedelta(days=30)).isoformat()
+    assert (
+        fleet.tags_of(managed_images(east)[instance])["DeleteOn"] == (TODAY + datetime.timedelta(days=30)).isoformat()
+    )
     assert "1 AMI(s) created in us-east-1" in run.result("Summarise the backup")["msg"]
+
+
+def test_shipped_playbook_treats_empty_survey_answers_as_unset_and_zero_interval_as_off(aws, tmp_path):
+    east = aws.ec2("us-east-1")
+    [instance] = fleet.launch(east, {"Backup": ""})
+    unanswered = {"ami_backup_regions": "", "ami_backup_tag_value": "", "ami_backup_retention": "", "ami_backup_min_interval": 0}
+
+    for attempt in range(2):
+        run = run_playbook(
+            "opsvault.aws_backup.ami_backup", tmp_path, endpoint=aws.endpoint, extra_vars=unanswered, env={"AWS_REGION": "us-east-1"}
+        )
+        assert run.rc == 0, (attempt, run.stdout)
+
+    images = [image for image in fleet.images(east).values() if fleet.tags_of(image)["SourceInstanceId"] == instance]
+    assert len(images) == 2
+    assert {fleet.tags_of(image)["DeleteOn"] for image in images} == {(TODAY + datetime.timedelta(days=7)).isoformat()}
