@@ -309,6 +309,7 @@ def apply_plan(clients, to_deregister, to_delete, max_concurrency, errors, kept)
             deregistered.append(item)
 
     gone = {(item["region"], item["image_id"]) for item in deregistered}
+    names = {(item["region"], item["image_id"]): item.get("name") for item in to_deregister}
     ready = []
     for item in to_delete:
         blocking = [image_id for image_id in item["image_ids"] if (item["region"], image_id) not in gone]
@@ -317,6 +318,7 @@ def apply_plan(clients, to_deregister, to_delete, max_concurrency, errors, kept)
                 {
                     "snapshot_id": item["snapshot_id"],
                     "image_id": item["image_id"],
+                    "name": names.get((item["region"], item["image_id"])),
                     "region": item["region"],
                     "reason": "not deleted: {0} could not be deregistered".format(", ".join(blocking)),
                 }

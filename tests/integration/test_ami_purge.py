@@ -249,6 +249,7 @@ def test_bad_options_fail_before_any_change_naming_the_value(aws, play):
         "keep_min zero": ({"keep_min": 0}, "keep_min must be at least 1"),
         "keep_last zero": ({"keep_last": 0}, "keep_last must be at least 1, got 0"),
         "unknown region": ({"regions": ["us-east-1", "eu-west-9"]}, "'eu-west-9'"),
+        "no concurrency": ({"max_concurrency": 0}, "max_concurrency must be at least 1, got 0"),
     }
     run = play([purge_task(name, ignore_errors=True, **options) for name, (options, _message) in cases.items()])
 
@@ -288,6 +289,7 @@ def test_a_refused_deregister_or_delete_is_reported_the_rest_is_done_and_the_tas
     clean = seed_backup(ec2, "eu-west-1", web, 10, -3)
     newest = seed_backup(ec2, "eu-west-1", web, 1, 6)
     snapshots = {image_id: snapshot_of(ec2, image_id) for image_id in (stuck_image, stuck_snapshot_image, clean)}
+    stuck_name = fleet.images(ec2)[stuck_image]["Name"]
     refused[0].add(stuck_image)
     refused[1].add(snapshots[stuck_snapshot_image])
 
@@ -305,8 +307,8 @@ def test_a_refused_deregister_or_delete_is_reported_the_rest_is_done_and_the_tas
     assert ids(result["deregistered"]) == sorted([stuck_snapshot_image, clean])
     assert ids(result["deleted_snapshots"], "snapshot_id") == [snapshots[clean]]
     not_touched = [item for item in result["kept"] if item.get("snapshot_id") == snapshots[stuck_image]]
-    assert [item["reason"] for item in not_touched] == [
-        "not deleted: {0} could not be deregistered".format(stuck_image)
+    assert [(item["image_id"], item["name"], item["reason"]) for item in not_touched] == [
+        (stuck_image, stuck_name, "not deleted: {0} could not be deregistered".format(stuck_image))
     ]
     assert set(fleet.images(ec2)) == {stuck_image, newest}
     remaining_snapshots = snapshot_ids(ec2)
