@@ -2,7 +2,9 @@
 
 Seeds a small fleet in two regions (a bad Retention tag, a stopped instance, a BackupReboot
 instance, expired backups from earlier runs, legacy AMIs of the old scripts), then runs the
-collection's playbooks as a user would: backup, a purge preview a month ahead, the purge.
+collection's playbooks as a user would: AMI backup, a purge preview a month ahead, the purge;
+EBS snapshots of every in-use volume and a snapshot purge report; an S3 bucket mirrored into a
+local directory, then mirrored again after one object changed.
 """
 
 import datetime
@@ -11,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import PurePosixPath
 from pathlib import Path
 
 import boto3
@@ -93,6 +96,8 @@ def seed(endpoint):
                 Name="Lambda - {0} from {1}".format(legacy_host, expired),
                 TagSpecifications=[{"ResourceType": "image", "Tags": tags(DeleteOn=expired)}],
             )
+    for region in REGIONS:
+        ec2[region].create_volume(AvailabilityZone=region + "a", Size=8)
     return ec2
 
 
@@ -111,6 +116,47 @@ def show_images(ec2):
                     image["Name"],
                 )
             )
+
+
+def show_snapshots(ec2):
+    print("{0:<11} {1:<24} {2:<23} {3:<21} {4}".format("region", "snapshot", "volume", "instance", "DeleteOn"))
+    for region, client in ec2.items():
+        for snapshot in client.describe_snapshots(OwnerIds=["self"])["Snapshots"]:
+            snapshot_tags = {tag["Key"]: tag["Value"] for tag in snapshot.get("Tags", [])}
+            if snapshot_tags.get("CreatedBy") != "opsvault.aws_backup" or "SourceInstanceId" in snapshot_tags:
+                continue
+            print(
+                "{0:<11} {1:<24} {2:<23} {3:<21} {4}".format(
+                    region,
+                    snapshot["SnapshotId"],
+                    snapshot_tags.get("VolumeId", "-"),
+                    snapshot_tags.get("InstanceId", "-"),
+                    snapshot_tags.get("DeleteOn", "-"),
+                )
+            )
+
+
+BUCKET_OBJECTS = {
+    "photos/2026/cat.jpg": b"\xff\xd8 a cat " * 64,
+    "photos/2026/dog.png": b"\x89PNG a dog " * 64,
+    "photos/caf\u00e9 menu.jpg": b"\xff\xd8 a menu " * 32,
+    "photos/empty.png": b"",
+    "notes/readme.txt": b"not an image",
+}
+
+
+def seed_bucket(endpoint, bucket):
+    s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=endpoint)
+    s3.create_bucket(Bucket=bucket)
+    for key, body in BUCKET_OBJECTS.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+    return s3
+
+
+def show_tree(root):
+    for path in sorted(Path(root).rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            print("  {0:<40} {1:>6} bytes".format(str(PurePosixPath(path.relative_to(root))), path.stat().st_size))
 
 
 def playbook(name, extra_vars, check=False):
@@ -158,6 +204,31 @@ def main():
             playbook("ami_purge", '{"ami_purge_regions": ["us-east-1", "eu-west-1"], "ami_purge_adopt_legacy": true}')
             banner("Summary: the AMIs left")
             show_images(ec2)
+
+            banner("Snapshot every in-use EBS volume in both regions (unattached volumes are left alone)")
+            playbook("ebs_snapshot", '{"ebs_snapshot_regions": ["us-east-1", "eu-west-1"], "ebs_snapshot_retention": "14d"}')
+            show_snapshots(ec2)
+
+            banner("Which snapshots would snapshot_purge remove as of " + month_ahead + "? (action: report)")
+            playbook(
+                "snapshot_purge",
+                '{"snapshot_purge_regions": ["us-east-1", "eu-west-1"], "snapshot_purge_action": "report", '
+                '"snapshot_purge_as_of": "%s"}' % month_ahead,
+            )
+
+            bucket, dest = "demo-images", Path(workdir) / "myS3backup"
+            banner("Mirror the images of s3://{0} into {1} (seed 003)".format(bucket, dest))
+            s3 = seed_bucket(endpoint, bucket)
+            mirror_vars = '{"s3_mirror_bucket": "%s", "s3_mirror_dest": "%s", "s3_mirror_include": ["*.jpg", "*.png"]}' % (
+                bucket,
+                dest,
+            )
+            playbook("s3_mirror", mirror_vars)
+            show_tree(dest)
+
+            banner("One image changes, same size: the next run fetches exactly that one")
+            s3.put_object(Bucket=bucket, Key="photos/2026/cat.jpg", Body=b"\xff\xd8 a CAT " * 64)
+            playbook("s3_mirror", mirror_vars)
         finally:
             server.terminate()
             server.wait(timeout=10)
