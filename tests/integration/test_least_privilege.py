@@ -11,7 +11,6 @@ those whose module file is not in the collection are not collected.
 
 import datetime
 import json
-from pathlib import Path
 
 import pytest
 
