@@ -71,7 +71,7 @@ def test_local_path_strips_the_prefix_and_maps_its_own_marker_to_dest():
 def test_accepted_paths_stay_inside_dest(tmp_path):
     dest = str(tmp_path)
     for key in ["a", "a/b", "..a", "a..", "...", "a/...b/c", " a", "a ", "~/x", "$HOME/x", "%2e%2e/x"]:
-        relative, _, reason = m.local_path(key)
+        relative, _is_directory, reason = m.local_path(key)
         assert reason is None
         assert m.is_inside(dest, os.path.realpath(os.path.join(dest, relative)))
     assert not m.is_inside("/srv/mirror", "/srv/mirror-other/x")
