@@ -268,7 +268,10 @@ def test_shipped_playbook_previews_with_no_mutating_call_then_purges_with_one_de
     assert preview_stats["mutating"] == 0
     planned = preview.result("Delete, archive or list expired and stale snapshots")
     assert {entry["snapshot_id"]: entry["region"] for entry in planned["deleted"]} == expired_ids
-    assert "8 snapshot(s) selected (delete); would delete 8, would archive 0, kept 4" in preview.result("Summarise the purge")["msg"]
+    assert (
+        "8 snapshot(s) selected (delete); would delete 8, would archive 0, kept 4"
+        in preview.result("Summarise the purge")["msg"]
+    )
     assert sum(len(fleet.snapshots(aws.ec2(region))) for region in regions) == 12
 
     purge, stats = run(check=False)
@@ -280,4 +283,6 @@ def test_shipped_playbook_previews_with_no_mutating_call_then_purges_with_one_de
         assert aws_proxy.count(stats, action="DescribeImages", region=region) == 1
         assert aws_proxy.count(stats, action="DeleteSnapshot", region=region) == 4
     assert stats["mutating"] == 8
-    assert "8 snapshot(s) selected (delete); deleted 8, archived 0, kept 4" in purge.result("Summarise the purge")["msg"]
+    assert (
+        "8 snapshot(s) selected (delete); deleted 8, archived 0, kept 4" in purge.result("Summarise the purge")["msg"]
+    )
