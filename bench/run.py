@@ -37,28 +37,27 @@ def progress(row):
     )
 
 
-def run_ami_backup(servers, workdir, sizes, loop_sizes):
-    rows = []
-    for size in sorted(set(sizes) | set(loop_sizes)):
-        tools = ["ami_backup", "seed_style"] + (["amazon_aws_loop"] if size in loop_sizes else [])
-        for tool in tools:
-            row = ami_backup.measure(servers, tool, size, workdir)
-            rows.append(row)
-            progress(row)
-    return rows
+def plan_runs(args):
+    """Every measurement as ``(job, tool, size)``: the quick ones first, the slow amazon.aws loop last."""
+    runs = []
+    if "ami_backup" not in args.skip:
+        for size in sorted(set(args.sizes) | set(args.loop_sizes)):
+            runs += [("ami_backup", "ami_backup", size), ("ami_backup", "seed_style", size)]
+    if "purge" not in args.skip:
+        for job in purge.JOBS:
+            if (MODULES / (job + ".py")).exists():
+                runs += [(job, tool, args.purge_count) for tool in purge.TOOLS]
+            else:
+                print("  {0}: module not in plugins/modules yet, skipped".format(job), flush=True)
+    if "ami_backup" not in args.skip:
+        runs += [("ami_backup", "amazon_aws_loop", size) for size in sorted(args.loop_sizes)]
+    return runs
 
 
-def run_purges(servers, workdir, count):
-    rows = []
-    for job in purge.JOBS:
-        if not (MODULES / (job + ".py")).exists():
-            print("  {0}: module not in plugins/modules yet, skipped".format(job), flush=True)
-            continue
-        for tool in purge.TOOLS:
-            row = purge.measure(servers, job, tool, count, workdir)
-            rows.append(row)
-            progress(row)
-    return rows
+def measure(servers, workdir, job, tool, size):
+    if job == "ami_backup":
+        return ami_backup.measure(servers, tool, size, workdir)
+    return purge.measure(servers, job, tool, size, workdir)
 
 
 def run_s3_bench():
@@ -205,28 +204,37 @@ def main():
 
     ansible_run.ensure_collection_link()
     proxy_config = {"latency_ms": args.latency_ms, "throttle": True}
-    rows, s3 = [], None
-    with tempfile.TemporaryDirectory(prefix="opsvault-bench-") as workdir:
-        with Servers(workdir, proxy_config) as servers:
-            print("moto {0}, proxy {1} ({2})".format(servers.moto, servers.proxy, json.dumps(proxy_config)), flush=True)
-            if "ami_backup" not in args.skip:
-                rows += run_ami_backup(servers, workdir, args.sizes, args.loop_sizes)
-            if "purge" not in args.skip:
-                rows += run_purges(servers, workdir, args.purge_count)
-        if "s3_mirror" not in args.skip:
-            s3 = run_s3_bench()
-
-    checks = targets(rows) + s3_targets(s3)
     results = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "settings": dict(proxy_config, regions=ami_backup.REGIONS, cpu_count=os.cpu_count()),
-        "runs": rows,
-        "targets": checks,
-        "s3_mirror": s3,
+        "runs": [],
+        "targets": [],
+        "s3_mirror": None,
     }
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+
+    def save():
+        results["targets"] = targets(results["runs"]) + s3_targets(results["s3_mirror"])
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+
+    runs = plan_runs(args)
+    with tempfile.TemporaryDirectory(prefix="opsvault-bench-") as workdir:
+        with Servers(workdir, proxy_config) as servers:
+            print("moto {0}, proxy {1} ({2})".format(servers.moto, servers.proxy, json.dumps(proxy_config)), flush=True)
+            for job, tool, size in runs:
+                if job == "ami_backup" and tool == "amazon_aws_loop" and "s3_mirror" not in args.skip:
+                    results["s3_mirror"] = run_s3_bench()
+                    save()
+                    args.skip.append("s3_mirror")
+                row = measure(servers, workdir, job, tool, size)
+                results["runs"].append(row)
+                progress(row)
+                save()
+        if "s3_mirror" not in args.skip:
+            results["s3_mirror"] = run_s3_bench()
+            save()
+
     print()
-    print(table(rows, checks, s3))
+    print(table(results["runs"], results["targets"], results["s3_mirror"]))
     print("\nwrote " + args.out)
 
 
