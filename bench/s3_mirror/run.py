@@ -17,6 +17,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -290,12 +291,14 @@ def main():
     parser.add_argument("--changed", type=float, default=0.01, help="share of small objects changed (default 0.01)")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight for every tool")
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of cold/warm/changed; medians are reported")
     args = parser.parse_args()
     ensure_collection_link()
     rng = random.Random(args.seed)
     workdir = Path(tempfile.mkdtemp(prefix="bench-s3-mirror-"))
-    times = {tool: {} for tool in TOOLS + [FLOOR]}
+    samples = {tool: {"cold": [], "warm": [], "1%-changed": []} for tool in TOOLS + [FLOOR]}
     correctness = {tool: {} for tool in TOOLS + [FLOOR]}
+    overheads = []
     try:
         with MotoServer(workdir) as server:
             tools = Tools(server.endpoint, workdir, args.concurrency)
@@ -306,38 +309,48 @@ def main():
                 flush=True,
             )
             expected = seed(server.endpoint, args.small, args.small_size, args.multipart, args.multipart_size, rng)
-            overhead = tools.ansible_overhead()
-            phases = [("cold", TOOLS + [FLOOR]), ("warm", TOOLS), ("1%-changed", TOOLS)]
-            for phase, phase_tools in phases:
-                if phase == "1%-changed":
-                    changed = change_same_size(server.endpoint, expected, args.changed, rng)
-                    print("rewrote {0} objects with the same size".format(len(changed)), flush=True)
-                for tool in phase_tools:
-                    dest = str(workdir / tool.replace(" ", "_").replace("+", "_"))
-                    times[tool][phase] = tools.run(tool, dest)
-                    correctness[tool][phase] = compare(dest, expected)
-                    missing, stale, extra = correctness[tool][phase]
-                    print(
-                        "{0:>11} {1:<15} {2:7.2f} s  missing {3} stale {4} extra {5}".format(
-                            phase, tool, times[tool][phase], missing, stale, extra
-                        ),
-                        flush=True,
-                    )
+            for round_number in range(1, args.repeat + 1):
+                overheads.append(tools.ansible_overhead())
+                phases = [("cold", TOOLS + [FLOOR]), ("warm", TOOLS), ("1%-changed", TOOLS)]
+                for phase, phase_tools in phases:
+                    if phase == "1%-changed":
+                        changed = change_same_size(server.endpoint, expected, args.changed, rng)
+                        print("rewrote {0} objects with the same size".format(len(changed)), flush=True)
+                    for tool in phase_tools:
+                        dest = str(workdir / "round{0}".format(round_number) / tool.replace(" ", "_").replace("+", "_"))
+                        elapsed = tools.run(tool, dest)
+                        samples[tool][phase].append(elapsed)
+                        result = compare(dest, expected)
+                        if result != (0, 0, 0) or phase not in correctness[tool]:
+                            correctness[tool][phase] = result
+                        print(
+                            "round {0} {1:>10} {2:<15} {3:7.2f} s  missing {4} stale {5} extra {6}".format(
+                                round_number, phase, tool, elapsed, *result
+                            ),
+                            flush=True,
+                        )
+                shutil.rmtree(workdir / "round{0}".format(round_number), ignore_errors=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
+    times = {
+        tool: {phase: statistics.median(values) for phase, values in phases.items() if values}
+        for tool, phases in samples.items()
+    }
+    overhead = statistics.median(overheads)
     print()
+    print("medians of {0} round(s); load average now {1:.1f}".format(args.repeat, os.getloadavg()[0]))
     print("ansible-playbook + module start-up (s3_mirror on an empty prefix): {0:.2f} s".format(overhead))
     print("{0:<15} {1:>9} {2:>9} {3:>11}   correct after 1%-changed".format("tool", "cold s", "warm s", "1%-chg s"))
     for tool in TOOLS:
-        ok = correctness[tool]["1%-changed"] == (0, 0, 0)
+        verdict = correctness[tool]["1%-changed"]
         print(
             "{0:<15} {1:9.2f} {2:9.2f} {3:11.2f}   {4}".format(
                 tool,
                 times[tool]["cold"],
                 times[tool]["warm"],
                 times[tool]["1%-changed"],
-                "yes" if ok else "NO (missing {0}, stale {1}, extra {2})".format(*correctness[tool]["1%-changed"]),
+                "yes" if verdict == (0, 0, 0) else "NO (missing {0}, stale {1}, extra {2})".format(*verdict),
             )
         )
     print("{0:<15} {1:9.2f}".format(FLOOR, times[FLOOR]["cold"]))
@@ -351,13 +364,23 @@ def main():
                 phase, mirror[phase] / times["aws s3 sync"][phase], mirror[phase] / times["s5cmd"][phase]
             )
         )
+    print("the same without ansible-playbook + module start-up:")
+    net = {phase: max(0.0, value - overhead) for phase, value in mirror.items()}
+    print("  cold vs list+GET floor: {0:.2f}".format(net["cold"] / times[FLOOR]["cold"]))
+    for phase in ("cold", "warm", "1%-changed"):
+        print(
+            "  {0:<10} vs aws s3 sync: {1:.2f}   vs s5cmd: {2:.2f}".format(
+                phase, net[phase] / times["aws s3 sync"][phase], net[phase] / times["s5cmd"][phase]
+            )
+        )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(
             {
                 "args": vars(args),
-                "ansible_overhead": overhead,
-                "times": times,
+                "ansible_overhead": overheads,
+                "samples": samples,
+                "medians": times,
                 "correctness": {
                     tool: {phase: dict(zip(("missing", "stale", "extra"), value)) for phase, value in phases.items()}
                     for tool, phases in correctness.items()

@@ -20,9 +20,9 @@ description:
     and the object's additional checksum (SHA256, SHA1, CRC32; others through botocore) where S3 has one.
     A mismatch is an error for that key and the previous local copy is kept.
   - Never writes outside O(dest). Keys with C(..) or C(.) segments, empty segments, absolute paths, NUL
-    characters or backslashes, keys whose path passes through a symlink, and keys that need a path another
-    key holds as a file are left alone and listed in RV(skipped_keys) with the reason. Keys ending in C(/)
-    (folder markers) become directories.
+    characters or backslashes, and keys that need a path another key holds as a file are left alone and
+    listed in RV(skipped_keys) with the reason. A key whose path passes through a symlink in O(dest) is not
+    written (or deleted) and is an error. Keys ending in C(/) (folder markers) become directories.
   - The listing is read page by page and merged with the sorted index as it arrives, so memory does not
     grow with the bucket. Small objects are fetched with one GET each on a bounded thread pool; objects of
     O(multipart_threshold) bytes or more go through the S3 transfer manager in concurrent ranged GETs.
@@ -228,7 +228,7 @@ CHUNK = 1024 * 1024
 WINDOW = 4096
 
 
-class IntegrityError(Exception):
+class MirrorError(Exception):
     def __init__(self, code, message):
         super().__init__(message)
         self.code = code
@@ -393,7 +393,7 @@ class Mirror:
 
     def check_size(self, obj, size):
         if size != obj.size:
-            raise IntegrityError("SizeMismatch", "got {0} bytes, the listing says {1}".format(size, obj.size))
+            raise MirrorError("SizeMismatch", "got {0} bytes, the listing says {1}".format(size, obj.size))
 
     def fetch_small(self, obj, relative):
         response = self.client.get_object(Bucket=self.bucket, Key=obj.key, IfMatch=obj.etag, ChecksumMode="ENABLED")
@@ -416,13 +416,16 @@ class Mirror:
                         size += len(chunk)
                 except FlexibleChecksumError as exc:
                     names = [name for name in response if name.startswith("Checksum") and name != "ChecksumType"]
-                    raise IntegrityError("ChecksumMismatch", "{0}: {1}".format(", ".join(names), exc))
+                    raise MirrorError("ChecksumMismatch", "{0}: {1}".format(", ".join(names), exc))
             self.check_size(obj, size)
+            parts = mirror.multipart_etag_parts(obj.etag)
+            if parts:
+                self.verify_multipart_etag(temp_path, obj, parts)
             if expected_md5 and digests.md5.hexdigest() != expected_md5:
-                raise IntegrityError("ChecksumMismatch", "MD5 of the data differs from the ETag {0}".format(obj.etag))
+                raise MirrorError("ChecksumMismatch", "MD5 of the data differs from the ETag {0}".format(obj.etag))
             mismatches = mirror.checksum_mismatches(digests, response)
             if mismatches:
-                raise IntegrityError("ChecksumMismatch", "{0} of the data differs".format(", ".join(mismatches)))
+                raise MirrorError("ChecksumMismatch", "{0} of the data differs".format(", ".join(mismatches)))
             return self.place(temp_path, obj, relative)
         except BaseException:
             remove_quietly(temp_path)
@@ -447,10 +450,10 @@ class Mirror:
         expected_md5 = mirror.md5_of_etag(obj.etag)
         digests = mirror.digest_file(path, md5=expected_md5 is not None, checksums=checksums)
         if expected_md5 and digests.md5.hexdigest() != expected_md5:
-            raise IntegrityError("ChecksumMismatch", "MD5 of the data differs from the ETag {0}".format(obj.etag))
+            raise MirrorError("ChecksumMismatch", "MD5 of the data differs from the ETag {0}".format(obj.etag))
         mismatches = mirror.checksum_mismatches(digests, head)
         if mismatches:
-            raise IntegrityError("ChecksumMismatch", "{0} of the data differs".format(", ".join(mismatches)))
+            raise MirrorError("ChecksumMismatch", "{0} of the data differs".format(", ".join(mismatches)))
         parts = mirror.multipart_etag_parts(obj.etag)
         if parts:
             self.verify_multipart_etag(path, obj, parts)
@@ -466,7 +469,7 @@ class Mirror:
             return
         sizes = [first_size] + [self.part_size(obj, number)[0] for number in range(2, parts + 1)]
         if sum(sizes) != obj.size or mirror.multipart_etag(path, sizes) != obj.etag:
-            raise IntegrityError("ChecksumMismatch", "multipart ETag of the data differs from {0}".format(obj.etag))
+            raise MirrorError("ChecksumMismatch", "multipart ETag of the data differs from {0}".format(obj.etag))
 
     def local_stat(self, relative):
         try:
@@ -535,7 +538,13 @@ class Mirror:
 
         deleted_keys = self.apply_deletes(gone, index.count, delete, max_delete, listing_failed)
         if writer is not None:
-            if listing_failed:
+            index_unchanged = (
+                not index.problem
+                and not deleted_keys
+                and not self.report.counts["downloaded"]
+                and writer.count == index.count
+            )
+            if listing_failed or index_unchanged:
                 writer.abort()
             else:
                 writer.commit(deleted_keys)
@@ -598,7 +607,7 @@ class Mirror:
         if delete and not listing_failed:
             refusal = mirror.delete_limit_exceeded(len(candidates), indexed, max_delete)
             if refusal:
-                self.report.error(None, IntegrityError("MaxDeleteExceeded", "nothing deleted: " + refusal), "delete")
+                self.report.error(None, MirrorError("MaxDeleteExceeded", "nothing deleted: " + refusal), "delete")
         if not delete or listing_failed or refusal:
             for key, path in candidates:
                 self.report.add("orphaned", "orphaned_files", path)
@@ -609,6 +618,8 @@ class Mirror:
                 self.report.add("deleted", "deleted_files", path)
                 continue
             try:
+                if not mirror.is_inside(self.dest, os.path.realpath(os.path.dirname(path))):
+                    raise PathError("{0} passes through a symlink out of {1}".format(path, self.dest))
                 if os.path.isdir(path) and not os.path.islink(path):
                     raise PathError("{0} is a directory".format(path))
                 os.unlink(path)

@@ -76,6 +76,7 @@ def test_cold_mirror_is_byte_identical_and_warm_rerun_downloads_nothing(s3, play
     assert [json.loads(line)[0] for line in index_lines[1:]] == sorted(expected)
 
     inodes = {key: os.stat(dest / key).st_ino for key in expected}
+    index_inode = os.stat(dest / ".s3_mirror_index.jsonl").st_ino
     rerun = play([mirror_task(dest=str(dest), multipart_threshold=5 * MIB)])
     again = rerun.result("mirror")
     assert rerun.rc == 0, again
@@ -83,6 +84,7 @@ def test_cold_mirror_is_byte_identical_and_warm_rerun_downloads_nothing(s3, play
     assert again["counts"]["downloaded"] == 0 and again["counts"]["unchanged"] == 8
     assert again["downloaded_keys"] == []
     assert {key: os.stat(dest / key).st_ino for key in expected} == inodes
+    assert os.stat(dest / ".s3_mirror_index.jsonl").st_ino == index_inode
     assert s3h.local_files(dest) == expected
 
 
@@ -205,6 +207,22 @@ def test_hostile_keys_never_escape_dest(s3, play, tmp_path):
     assert list(outside.iterdir()) == []
 
 
+def test_delete_never_follows_a_symlink_out_of_dest(s3, play, tmp_path):
+    dest = tmp_path / "mirror"
+    s3h.put(s3, BUCKET, {"sub/a.txt": b"a", "b.txt": b"b"})
+    assert play([mirror_task(dest=str(dest))]).rc == 0
+    outside = tmp_path / "outside"
+    (dest / "sub").rename(outside)
+    (dest / "sub").symlink_to(outside)
+    s3.delete_object(Bucket=BUCKET, Key="sub/a.txt")
+
+    run = play([mirror_task(dest=str(dest), delete=True)])
+    result = run.result("mirror")
+    assert run.rc != 0
+    assert result["errors"][0]["key"] == "sub/a.txt" and "symlink" in result["errors"][0]["message"]
+    assert (outside / "a.txt").read_bytes() == b"a"
+
+
 def test_check_mode_lists_the_plan_and_writes_nothing(s3, play, tmp_path):
     dest = tmp_path / "mirror"
     s3h.put(s3, BUCKET, {"a.txt": b"a", "dir/": b""})
@@ -246,15 +264,18 @@ def test_checksum_mismatch_is_an_error_and_keeps_the_old_copy(s3, play, tmp_path
     s3.put_object(Bucket=BUCKET, Key="sha.txt", Body=b"version 2", ChecksumAlgorithm="SHA256")
     s3h.stored_key(BUCKET, "sha.txt").checksum_value = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
     s3h.put(s3, BUCKET, {"good.txt": b"fine"})
+    s3h.put_multipart(s3, BUCKET, "parts.bin", [5 * MIB, 100])
+    s3h.stored_key(BUCKET, "parts.bin")._etag = "0" * 32 + "-2"
 
     run = play([mirror_task(dest=str(dest))])
     result = run.result("mirror")
     assert run.rc != 0
     errors = {error["key"]: error for error in result["errors"]}
-    assert set(errors) == {"plain.txt", "sha.txt"}
+    assert set(errors) == {"plain.txt", "sha.txt", "parts.bin"}
     assert errors["plain.txt"]["code"] == "ChecksumMismatch" and "MD5" in errors["plain.txt"]["message"]
+    assert errors["parts.bin"]["code"] == "ChecksumMismatch" and "multipart ETag" in errors["parts.bin"]["message"]
     assert errors["sha.txt"]["code"] == "ChecksumMismatch" and "ChecksumSHA256" in errors["sha.txt"]["message"]
-    assert "2 error(s)" in result["msg"]
+    assert "3 error(s)" in result["msg"]
     assert s3h.local_files(dest) == {"plain.txt": b"version 1", "sha.txt": b"version 1", "good.txt": b"fine"}
 
 
