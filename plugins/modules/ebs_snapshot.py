@@ -111,7 +111,9 @@ notes:
     C(ec2:CreateSnapshot) or C(ec2:CreateSnapshots), C(ec2:CreateTags) for tagging on create, and
     C(sts:GetCallerIdentity) (allowed to every principal) to check snapshot owners.
   - Supports check mode, which returns the plan in RV(snapshots) and makes no change.
-  - Throttled requests are retried with botocore's adaptive retry mode.
+  - Throttled requests are retried with botocore's adaptive retry mode. CreateSnapshot and CreateSnapshots have no
+    idempotency token, so a create that fails with a server error or a lost connection is looked up with
+    DescribeSnapshots before it is sent again, and a retry never takes a second snapshot of a volume.
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -206,9 +208,13 @@ regions:
 """
 
 import datetime
+import random
+import time
 
 try:
-    from botocore.exceptions import BotoCoreError, ClientError
+    import botocore.config
+    from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
 except ImportError:
     pass  # AnsibleAWSModule reports the missing SDK
 
@@ -217,6 +223,8 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_ta
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import contract
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import ebs
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import MAX_ATTEMPTS
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_code
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_entry
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import paginate
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import regional_clients
@@ -337,6 +345,93 @@ def create_snapshots(client, item):
     ]
 
 
+# Throttled requests were not carried out: safe to send again.
+THROTTLING_CODES = frozenset(
+    (
+        "RequestLimitExceeded",
+        "Throttling",
+        "ThrottlingException",
+        "EC2ThrottledException",
+        "SnapshotCreationPerVolumeRateExceeded",
+    )
+)
+
+
+def outcome_unknown(exc):
+    """A 5xx, a timeout or a dropped connection: AWS may have taken the snapshot before the failure."""
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return status >= 500 and error_code(exc) not in THROTTLING_CODES
+    return isinstance(exc, (BotoConnectionError, HTTPClientError))
+
+
+def taken_in_this_run(client, item, known_ids):
+    """The snapshots an attempt that failed on the way back did take: managed, same label, unseen before this run."""
+    if item["mode"] == ebs.MODE_VOLUME:
+        source = {"Name": "volume-id", "Values": [item["volume_id"]]}
+    else:
+        source = {"Name": "tag:" + contract.INSTANCE_KEY, "Values": [item["instance_id"]]}
+    found = paginate(
+        client,
+        "describe_snapshots",
+        "Snapshots",
+        OwnerIds=["self"],
+        Filters=[source, tag_filter(contract.MARKER_KEY, contract.MARKER_VALUE)],
+    )
+    return [
+        snapshot
+        for snapshot in found
+        if snapshot["SnapshotId"] not in known_ids
+        and contract.tag_dict(snapshot).get(ebs.DESCRIPTION_KEY) == item["description"]
+    ]
+
+
+def adopted_results(item, taken):
+    devices = {volume["volume_id"]: volume["device"] for volume in item.get("volumes", [])}
+    devices.setdefault(item.get("volume_id"), item.get("device"))
+    return [
+        snapshot_result(
+            item,
+            snapshot.get("VolumeId"),
+            devices.get(snapshot.get("VolumeId")),
+            snapshot["SnapshotId"],
+            snapshot.get("State"),
+        )
+        for snapshot in sorted(taken, key=lambda snapshot: snapshot.get("VolumeId") or "")
+    ]
+
+
+def create_once(create_client, describe_client, item, known_ids, attempts=MAX_ATTEMPTS, sleep=time.sleep):
+    """Create an item's snapshot(s) without ever taking two: CreateSnapshot(s) has no idempotency token.
+
+    ``create_client`` does not retry by itself. Throttled calls are sent again after a backoff; after a 5xx
+    or a lost connection, the snapshots that attempt took are looked up (after the backoff, for EC2's
+    eventual consistency) and adopted before any new attempt.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return create_snapshots(create_client, item)
+        except (BotoCoreError, ClientError) as exc:
+            unknown = outcome_unknown(exc)
+            if not unknown and error_code(exc) not in THROTTLING_CODES:
+                raise
+            sleep(min(20.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0))
+            if unknown:
+                taken = taken_in_this_run(describe_client, item, known_ids)
+                if taken:
+                    return adopted_results(item, taken)
+            if attempt == attempts:
+                raise
+
+
+def create_clients(module, regions, max_concurrency):
+    """Clients for the create calls: no automatic retry (create_once decides), adaptive rate limiting kept."""
+    config = botocore.config.Config(
+        retries={"mode": "adaptive", "total_max_attempts": 1}, max_pool_connections=max(10, max_concurrency)
+    )
+    return {region: module.client("ec2", region=region, config=config) for region in regions}
+
+
 def item_resource(item):
     return item["volume_id"] if item["mode"] == ebs.MODE_VOLUME else item["instance_id"]
 
@@ -372,12 +467,13 @@ def main():
     regions = target_regions(module)
     account_id = account_id_of(module, regions[0])
     clients = regional_clients(module, "ec2", regions, max_concurrency)
-    errors, warnings, plans, described = [], [], [], []
+    errors, warnings, plans, described, known = [], [], [], [], {}
     for region, data, exc in run_concurrently(lambda r: describe_region(clients[r], options), regions, max_concurrency):
         if exc:
             errors.append(error_entry(region, region, exc, "describe"))
             continue
         described.append(data)
+        known[region] = {snapshot["SnapshotId"] for snapshot in data["managed"]}
         plans.append(
             ebs.plan_snapshots(
                 region, data["volumes"], data["instances"], data["managed"], data["pending"], options, now, account_id
@@ -399,8 +495,11 @@ def main():
         for item in to_create:
             snapshots.extend(planned_results(item))
     else:
+        creators = create_clients(module, sorted({item["region"] for item in to_create}), max_concurrency)
         outcomes = run_concurrently(
-            lambda item: create_snapshots(clients[item["region"]], item), to_create, max_concurrency
+            lambda item: create_once(creators[item["region"]], clients[item["region"]], item, known[item["region"]]),
+            to_create,
+            max_concurrency,
         )
         for item, created, exc in outcomes:
             if exc:

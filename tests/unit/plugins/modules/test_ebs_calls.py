@@ -1,11 +1,12 @@
 """The AWS calls of ebs_snapshot and snapshot_purge, checked with botocore's Stubber where moto cannot show them:
 pagination (moto never pages), the exact create calls (one CreateSnapshots per instance, tags in the call) and
-the purge's mutating calls per action."""
+the purge's mutating calls per action, and the create retries that must never take two snapshots."""
 
 import datetime
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import ebs
@@ -271,4 +272,112 @@ def test_instance_mode_is_one_create_snapshots_per_instance_with_the_tags_in_the
     assert [(r["snapshot_id"], r["volume_id"], r["device"], r["state"]) for r in results] == [
         ("snap-a", "vol-a", "/dev/sdf", "pending"),
         ("snap-b", "vol-b", "/dev/sdg", "pending"),
+    ]
+
+
+VOLUME_ITEM = {
+    "mode": "volume",
+    "region": "us-east-1",
+    "volume_id": "vol-a",
+    "instance_id": "i-1",
+    "device": "/dev/sdf",
+    "delete_on": "2026-11-30",
+    "retention": "7",
+    "description": "opsvault.aws_backup default backup of vol-a (/dev/sdf on i-1)",
+    "tags": {
+        "CreatedBy": "opsvault.aws_backup",
+        "Description": "opsvault.aws_backup default backup of vol-a (/dev/sdf on i-1)",
+    },
+}
+TAKEN_FILTERS = [
+    {"Name": "volume-id", "Values": ["vol-a"]},
+    {"Name": "tag:CreatedBy", "Values": ["opsvault.aws_backup"]},
+]
+
+
+def no_sleep(seconds):
+    assert 0 < seconds <= 20
+
+
+def taken(snapshot_id, description=VOLUME_ITEM["description"]):
+    return snapshot(snapshot_id, "vol-a", "pending", CreatedBy="opsvault.aws_backup", Description=description)
+
+
+def test_a_create_that_failed_after_aws_took_it_is_adopted_not_repeated(stubbed):
+    client, stubber = stubbed
+    stubber.add_client_error("create_snapshot", "InternalError", "Internal error", http_status_code=500)
+    stubber.add_response(
+        "describe_snapshots",
+        {"Snapshots": [taken("snap-earlier"), taken("snap-other", "another label"), taken("snap-taken")]},
+        {"OwnerIds": ["self"], "Filters": TAKEN_FILTERS},
+    )
+
+    [result] = ebs_snapshot.create_once(client, client, VOLUME_ITEM, {"snap-earlier"}, sleep=no_sleep)
+
+    assert result["snapshot_id"] == "snap-taken" and result["volume_id"] == "vol-a" and result["device"] == "/dev/sdf"
+
+
+def test_a_create_that_failed_before_aws_took_it_is_sent_again(stubbed):
+    client, stubber = stubbed
+    stubber.add_client_error("create_snapshot", "Unavailable", "Service unavailable", http_status_code=503)
+    stubber.add_response("describe_snapshots", {"Snapshots": []}, {"OwnerIds": ["self"], "Filters": TAKEN_FILTERS})
+    stubber.add_client_error("create_snapshot", "RequestLimitExceeded", "Request limit exceeded.", http_status_code=503)
+    stubber.add_response("create_snapshot", {"SnapshotId": "snap-new", "State": "pending"})
+
+    [result] = ebs_snapshot.create_once(client, client, VOLUME_ITEM, set(), sleep=no_sleep)
+
+    assert result["snapshot_id"] == "snap-new"
+
+
+def test_a_refused_create_is_not_retried_and_endless_throttling_gives_up(stubbed):
+    client, stubber = stubbed
+    stubber.add_client_error("create_snapshot", "UnauthorizedOperation", "not authorized", http_status_code=403)
+    with pytest.raises(ClientError, match="UnauthorizedOperation"):
+        ebs_snapshot.create_once(client, client, VOLUME_ITEM, set(), sleep=no_sleep)
+
+    for _ in range(3):
+        stubber.add_client_error(
+            "create_snapshot", "RequestLimitExceeded", "Request limit exceeded.", http_status_code=503
+        )
+    with pytest.raises(ClientError, match="RequestLimitExceeded"):
+        ebs_snapshot.create_once(client, client, VOLUME_ITEM, set(), attempts=3, sleep=no_sleep)
+
+
+def test_an_instance_set_taken_before_a_lost_connection_is_adopted(stubbed):
+    client, stubber = stubbed
+    item = {
+        "mode": "instance",
+        "region": "us-east-1",
+        "instance_id": "i-1",
+        "volumes": [{"volume_id": "vol-a", "device": "/dev/sdf"}, {"volume_id": "vol-b", "device": "/dev/sdg"}],
+        "exclude_boot_volume": True,
+        "delete_on": "2026-11-30",
+        "retention": "7",
+        "description": "opsvault.aws_backup default backup of i-1 (crash-consistent set of its volumes)",
+        "tags": {"CreatedBy": "opsvault.aws_backup", "InstanceId": "i-1"},
+    }
+    label = {"CreatedBy": "opsvault.aws_backup", "InstanceId": "i-1", "Description": item["description"]}
+    stubber.add_client_error("create_snapshots", "InternalError", "Internal error", http_status_code=500)
+    stubber.add_response(
+        "describe_snapshots",
+        {
+            "Snapshots": [
+                snapshot("snap-b", "vol-b", "pending", **label),
+                snapshot("snap-a", "vol-a", "pending", **label),
+            ]
+        },
+        {
+            "OwnerIds": ["self"],
+            "Filters": [
+                {"Name": "tag:InstanceId", "Values": ["i-1"]},
+                {"Name": "tag:CreatedBy", "Values": ["opsvault.aws_backup"]},
+            ],
+        },
+    )
+
+    results = ebs_snapshot.create_once(client, client, item, set(), sleep=no_sleep)
+
+    assert [(r["snapshot_id"], r["volume_id"], r["device"]) for r in results] == [
+        ("snap-a", "vol-a", "/dev/sdf"),
+        ("snap-b", "vol-b", "/dev/sdg"),
     ]
