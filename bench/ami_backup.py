@@ -25,7 +25,7 @@ def spread(total, regions):
     return {region: share + (1 if index < extra else 0) for index, region in enumerate(regions)}
 
 
-def seed_fleet(moto_endpoint, instances, regions=REGIONS):
+def seed_fleet(moto_endpoint, instances, regions):
     """Launch ``instances`` running instances tagged Backup, spread over ``regions``, straight into moto."""
     launched = {}
     for region, count in spread(instances, regions).items():
@@ -99,6 +99,7 @@ def run_tool(tool, endpoint, regions, workdir):
             env=dict(python_env(), **ansible_run.CREDENTIALS),
             capture_output=True,
             text=True,
+            check=False,
         )
         summary = json.loads(process.stdout or "{}") if process.stdout.strip() else {"error": process.stderr[-500:]}
         return process.returncode == 0, summary.get("error")
@@ -117,8 +118,9 @@ def run_tool(tool, endpoint, regions, workdir):
     return run.rc == 0 and not failed, (failed[0].get("msg") if failed else None)
 
 
-def measure(servers, tool, instances, workdir, regions=REGIONS):
+def measure(servers, tool, instances, workdir, regions=None):
     """One timed run of ``tool`` on a fresh fleet of ``instances``; returns a result row."""
+    regions = regions or REGIONS
     servers.reset()
     launched = seed_fleet(servers.moto, instances, regions)
     servers.control.reset()
@@ -127,7 +129,9 @@ def measure(servers, tool, instances, workdir, regions=REGIONS):
     wall = time.monotonic() - started
     stats = servers.control.stats()
     images = images_per_instance(servers.moto, launched)
-    floor, _ = aws_proxy.throttle_floor({(region, "CreateImage"): len(ids) for region, ids in launched.items()})
+    floor, _per_bucket = aws_proxy.throttle_floor(
+        {(region, "CreateImage"): len(ids) for region, ids in launched.items()}
+    )
     return {
         "job": "ami_backup",
         "tool": tool,
