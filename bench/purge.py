@@ -59,7 +59,9 @@ def seed_fresh_images(ec2, region, instances):
 
 
 def seed_snapshots(ec2, region, expired):
-    volumes = [ec2.create_volume(AvailabilityZone=region + "a", Size=8)["VolumeId"] for _ in range(SOURCES_PER_REGION)]
+    volumes = [
+        ec2.create_volume(AvailabilityZone=region + "a", Size=8)["VolumeId"] for _source in range(SOURCES_PER_REGION)
+    ]
     expired_ids = []
     for number in range(expired):
         volume_id = volumes[number % len(volumes)]
@@ -85,7 +87,7 @@ def seed(moto_endpoint, job, count, regions):
     time.sleep(1.1)
     with ThreadPoolExecutor(len(regions)) as pool:
         list(pool.map(lambda r: fresh(clients[r], r, sources[r][0]), regions))
-    return {region: expired for region, (_, expired) in sources.items()}
+    return {region: expired for region, (_sources, expired) in sources.items()}
 
 
 def still_there(moto_endpoint, job, expired):
@@ -109,6 +111,7 @@ def run_tool(job, tool, endpoint, regions, workdir):
             env=dict(python_env(), **ansible_run.CREDENTIALS),
             capture_output=True,
             text=True,
+            check=False,
         )
         summary = json.loads(process.stdout) if process.stdout.strip() else {"error": process.stderr[-500:]}
         return process.returncode == 0, summary.get("error")
@@ -118,7 +121,8 @@ def run_tool(job, tool, endpoint, regions, workdir):
     return run.rc == 0 and not failed, (failed[0].get("msg") if failed else None)
 
 
-def measure(servers, job, tool, count, workdir, regions=REGIONS):
+def measure(servers, job, tool, count, workdir, regions=None):
+    regions = regions or REGIONS
     servers.reset()
     expired = seed(servers.moto, job, count, regions)
     servers.control.reset()
@@ -132,7 +136,7 @@ def measure(servers, job, tool, count, workdir, regions=REGIONS):
         needed[(region, "DeleteSnapshot")] = len(ids)
         if job == "ami_purge":
             needed[(region, "DeregisterImage")] = len(ids)
-    floor, _ = aws_proxy.throttle_floor(needed)
+    floor, _per_bucket = aws_proxy.throttle_floor(needed)
     return {
         "job": job,
         "tool": job if tool == "own_module" else tool,
