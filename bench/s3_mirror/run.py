@@ -251,7 +251,7 @@ class Tools:
     def run(self, tool, dest):
         command, env = self.command(tool, dest)
         started = time.monotonic()
-        process = subprocess.run(command, cwd=str(self.workdir), env=env, capture_output=True, text=True)
+        process = subprocess.run(command, cwd=str(self.workdir), env=env, capture_output=True, text=True, check=False)
         elapsed = time.monotonic() - started
         if process.returncode != 0:
             raise RuntimeError(
