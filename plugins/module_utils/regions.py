@@ -7,10 +7,13 @@
 from concurrent.futures import ThreadPoolExecutor
 
 try:
+    import boto3
     import botocore.config
     from botocore.exceptions import BotoCoreError, ClientError
 except ImportError:
     pass  # AnsibleAWSModule reports the missing SDK
+
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import get_aws_connection_info
 
 ALL_REGIONS = "all"
 OPTED_IN = ("opt-in-not-required", "opted-in")
@@ -28,9 +31,25 @@ def client_config(max_concurrency):
 
 
 def regional_clients(module, service, regions, max_concurrency):
-    """One client per region, made up front: clients are thread-safe, sessions are not."""
+    """One client per region, made up front (clients are thread-safe, sessions are not).
+
+    The clients share one boto3 session, built from the module's usual connection options:
+    ``module.client`` makes a session per client, and each new session loads the service model
+    again, which costs seconds when ``regions: all`` means dozens of regions.
+    """
+    unused_region, endpoint_url, connect_kwargs = get_aws_connection_info(module)
     config = client_config(max_concurrency)
-    return {region: module.client(service, region=region, config=config) for region in regions}
+    user_config = connect_kwargs.pop("aws_config", None)
+    if user_config is not None:
+        config = config.merge(user_config)
+    try:
+        session = boto3.session.Session(profile_name=connect_kwargs.pop("profile_name", None))
+        return {
+            region: session.client(service, region_name=region, endpoint_url=endpoint_url, config=config, **connect_kwargs)
+            for region in regions
+        }
+    except (BotoCoreError, ValueError) as exc:
+        module.fail_json_aws(exc, msg="Could not create {0} clients for {1}".format(service, ", ".join(regions)))
 
 
 def error_code(exc):
