@@ -223,7 +223,13 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_code
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_message
 
-CREDENTIAL_ERRORS = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "AccessDenied")
+CREDENTIAL_ERRORS = (
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+)
 CHUNK = 1024 * 1024
 WINDOW = 4096
 
@@ -324,6 +330,11 @@ class Mirror:
                     "S3 rejected the credentials listing bucket {0!r}: {1}: {2}".format(
                         self.bucket, code, error_message(exc)
                     )
+                )
+            if code == "AccessDenied":
+                self.fail(
+                    "access denied listing bucket {0!r}: the credentials need s3:ListBucket on it "
+                    "(and s3:GetObject on its objects): {1}".format(self.bucket, error_message(exc))
                 )
             self.fail("could not list bucket {0!r}: {1}: {2}".format(self.bucket, code, error_message(exc)))
         except BotoCoreError as exc:

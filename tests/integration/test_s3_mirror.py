@@ -5,12 +5,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import yaml
 
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import iam_actions
 from tests.harness import ansible_run
 from tests.harness import s3 as s3h
 
@@ -310,44 +310,47 @@ def test_missing_bucket_unwritable_dest_and_bad_credentials_fail_clearly(s3, pla
     assert os.listdir(readonly) == []
 
     iam = aws.client("iam")
-    iam.create_user(UserName="mirror")
-    key = iam.create_access_key(UserName="mirror")["AccessKey"]
-    read_only = {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetObject"], "Resource": "*"}
-    iam.put_user_policy(
-        UserName="mirror",
-        PolicyName="read",
-        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [read_only]}),
-    )
+    keys = {}
+    policies = {
+        "mirror": iam_actions.policy_document([{"name": "s3_mirror", "bucket": BUCKET}]),
+        "reader-without-list": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::{0}/*".format(BUCKET)}
+            ],
+        },
+    }
+    for user, policy in policies.items():
+        iam.create_user(UserName=user)
+        keys[user] = iam.create_access_key(UserName=user)["AccessKey"]
+        iam.put_user_policy(UserName=user, PolicyName="policy", PolicyDocument=json.dumps(policy))
+
+    def as_user(dest, access_key, secret_key):
+        return play([mirror_task(dest=str(tmp_path / dest), access_key=access_key, secret_key=secret_key)])
+
     s3h.set_auth(aws.endpoint, 0)
     try:
         runs = {
-            "unknown key": play(
-                [
-                    mirror_task(
-                        dest=str(tmp_path / "m2"),
-                        access_key="AKIANOTAREALKEY00000",
-                        secret_key="not-the-secret-of-anyone",
-                    )
-                ]
+            "unknown key": as_user("m2", "AKIANOTAREALKEY00000", "not-the-secret-of-anyone"),
+            "wrong secret": as_user("m2", keys["mirror"]["AccessKeyId"], "wrong" * 8),
+            "no s3:ListBucket": as_user(
+                "m2", keys["reader-without-list"]["AccessKeyId"], keys["reader-without-list"]["SecretAccessKey"]
             ),
-            "wrong secret": play(
-                [mirror_task(dest=str(tmp_path / "m2"), access_key=key["AccessKeyId"], secret_key="wrong" * 8)]
-            ),
-            "valid": play(
-                [
-                    mirror_task(
-                        dest=str(tmp_path / "m3"), access_key=key["AccessKeyId"], secret_key=key["SecretAccessKey"]
-                    )
-                ]
-            ),
+            "least privilege": as_user("m3", keys["mirror"]["AccessKeyId"], keys["mirror"]["SecretAccessKey"]),
         }
     finally:
         s3h.set_auth(aws.endpoint, "inf")
-    unknown = runs["unknown key"].result("mirror")["msg"]
-    assert runs["unknown key"].rc != 0 and "S3 rejected the credentials" in unknown and "InvalidAccessKeyId" in unknown
-    wrong = runs["wrong secret"].result("mirror")["msg"]
-    assert runs["wrong secret"].rc != 0 and "SignatureDoesNotMatch" in wrong, wrong
-    assert runs["valid"].rc == 0, runs["valid"].result("mirror")
+    messages = {name: run.result("mirror").get("msg", "") for name, run in runs.items()}
+    assert runs["unknown key"].rc != 0
+    assert "S3 rejected the credentials" in messages["unknown key"] and "InvalidAccessKeyId" in messages["unknown key"]
+    assert runs["wrong secret"].rc != 0
+    assert (
+        "S3 rejected the credentials" in messages["wrong secret"]
+        and "SignatureDoesNotMatch" in messages["wrong secret"]
+    )
+    assert runs["no s3:ListBucket"].rc != 0
+    assert "access denied listing bucket 'photos-backup'" in messages["no s3:ListBucket"], messages
+    assert runs["least privilege"].rc == 0, runs["least privilege"].result("mirror")
     assert not (tmp_path / "m2").exists()
     assert s3h.local_files(tmp_path / "m3") == {"a.txt": b"a"}
 
