@@ -498,6 +498,7 @@ class Mirror:
         gone = []
         window = deque()
         listing_failed = False
+        index_errors = []
         config = TransferConfig(
             multipart_threshold=self.multipart_threshold,
             multipart_chunksize=self.multipart_threshold,
@@ -516,9 +517,17 @@ class Mirror:
                     self.report.bytes["downloaded"] += obj.size
                     self.report.add("downloaded", "downloaded_keys", {"key": key, "size": obj.size, "reason": reason})
                 except Exception as exc:  # pylint: disable=broad-except
+                    if error_code(exc) == "PreconditionFailed":
+                        exc = MirrorError(
+                            "ObjectChanged", "the object changed while it was fetched; the next run gets it"
+                        )
                     self.report.error(key, exc, "download")
-            if entry is not None and writer is not None:
-                writer.write(entry)
+            if entry is not None and writer is not None and not index_errors:
+                try:
+                    writer.write(entry)
+                except OSError as exc:
+                    index_errors.append(exc)
+                    self.report.error(None, exc, "write index")
 
         def push(slot):
             window.append(slot)
@@ -547,7 +556,8 @@ class Mirror:
         if index.problem:
             self.module.warn(index.problem)
 
-        deleted_keys = self.apply_deletes(gone, index.count, delete, max_delete, listing_failed)
+        incomplete = listing_failed or bool(index_errors)
+        deleted_keys = self.apply_deletes(gone, index.count, delete, max_delete, incomplete)
         if writer is not None:
             index_unchanged = (
                 not index.problem
@@ -555,7 +565,7 @@ class Mirror:
                 and not self.report.counts["downloaded"]
                 and writer.count == index.count
             )
-            if listing_failed or index_unchanged:
+            if incomplete or index_unchanged:
                 writer.abort()
             else:
                 writer.commit(deleted_keys)
@@ -607,7 +617,7 @@ class Mirror:
         except (OSError, PathError) as exc:
             self.report.error(obj.key, exc, "mkdir")
 
-    def apply_deletes(self, gone, indexed, delete, max_delete, listing_failed):
+    def apply_deletes(self, gone, indexed, delete, max_delete, incomplete):
         """Delete (or list) the local files of vanished objects; returns the keys whose files went."""
         candidates = []
         for entry in gone:
@@ -615,11 +625,11 @@ class Mirror:
             if reason is None and not is_directory:
                 candidates.append((entry.key, os.path.join(self.dest, relative)))
         refusal = None
-        if delete and not listing_failed:
+        if delete and not incomplete:
             refusal = mirror.delete_limit_exceeded(len(candidates), indexed, max_delete)
             if refusal:
                 self.report.error(None, MirrorError("MaxDeleteExceeded", "nothing deleted: " + refusal), "delete")
-        if not delete or listing_failed or refusal:
+        if not delete or incomplete or refusal:
             for key, path in candidates:
                 self.report.add("orphaned", "orphaned_files", path)
             return []

@@ -443,3 +443,30 @@ def test_fqcn_playbook_mirrors_with_environment_credentials(s3, aws, tmp_path):
     assert result["counts"]["deleted"] == 1 and result["changed"] is True
     assert s3h.local_files(dest) == {"img/a.jpg": b"a", "img/b.png": b"b"}
     assert "1 deleted" in run.result("Summarise the mirror")["msg"]
+
+
+def test_an_object_rewritten_during_its_download_is_an_error_and_the_rerun_gets_it(s3, play, tmp_path, monkeypatch):
+    from moto.s3.responses import S3Response
+
+    dest = tmp_path / "mirror"
+    s3h.put(s3, BUCKET, {"racy.txt": b"listed version", "calm.txt": b"calm"})
+    original = S3Response._key_response_get
+    rewritten = []
+
+    def rewrite_first(self, *args, **kwargs):
+        if self.path.endswith("/racy.txt") and not rewritten:
+            rewritten.append(True)
+            s3.put_object(Bucket=BUCKET, Key="racy.txt", Body=b"newer version")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(S3Response, "_key_response_get", rewrite_first)
+    run = play([mirror_task(dest=str(dest))])
+    result = run.result("mirror")
+    assert run.rc != 0 and rewritten
+    assert [(error["key"], error["code"]) for error in result["errors"]] == [("racy.txt", "ObjectChanged")]
+    assert s3h.local_files(dest) == {"calm.txt": b"calm"}
+
+    monkeypatch.undo()
+    run = play([mirror_task(dest=str(dest))])
+    assert run.rc == 0, run.result("mirror")
+    assert s3h.local_files(dest) == {"calm.txt": b"calm", "racy.txt": b"newer version"}
