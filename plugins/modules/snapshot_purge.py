@@ -180,6 +180,7 @@ try:
 except ImportError:
     pass  # AnsibleAWSModule reports the missing SDK
 
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import contract
@@ -262,8 +263,11 @@ def describe_region(client, options):
 def apply(client, item, action):
     if action == ebs.ACTION_ARCHIVE:
         client.modify_snapshot_tier(SnapshotId=item["snapshot_id"], StorageTier="archive")
-    else:
+        return item
+    try:
         client.delete_snapshot(SnapshotId=item["snapshot_id"])
+    except is_boto3_error_code("InvalidSnapshot.NotFound"):
+        pass  # already deleted, by a retried request or another run
     return item
 
 

@@ -116,6 +116,13 @@ def test_purge_makes_one_mutating_call_per_snapshot_for_its_action(stubbed, acti
     assert snapshot_purge.apply(client, item, action) is item
 
 
+def test_a_snapshot_already_gone_counts_as_deleted(stubbed):
+    client, stubber = stubbed
+    stubber.add_client_error("delete_snapshot", "InvalidSnapshot.NotFound", "The snapshot does not exist.")
+    item = {"snapshot_id": "snap-1", "region": "us-east-1"}
+    assert snapshot_purge.apply(client, item, "delete") is item
+
+
 def test_pending_and_already_archived_snapshots_cause_no_call_when_archiving(stubbed):
     client, stubber = stubbed
     now = datetime.datetime(2026, 11, 23, tzinfo=datetime.timezone.utc)
