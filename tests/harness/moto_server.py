@@ -48,7 +48,7 @@ def apply_conformance_patches():
     original_create_image = AmiBackend.create_image
 
     def create_image(self, instance_id, name, description, tag_specifications):
-        if any(ami.name == name for ami in self.amis.values() if ami.owner_id == self.account_id):
+        if any(ami.name == name for ami in list(self.amis.values()) if ami.owner_id == self.account_id):
             raise InvalidAMINameDuplicate(name)
         image_specs = [spec for spec in tag_specifications if spec["ResourceType"] != "snapshot"]
         snapshot_tags = [
