@@ -105,16 +105,24 @@ def _attachment(volume):
     return None
 
 
+def _tag_retention(kind, resource_id, tags, options, warnings):
+    """A resource's valid Retention tag, None when it has none; a bad value warns naming the resource and value."""
+    value = tags.get(options["retention_tag"])
+    if value is None:
+        return None
+    try:
+        return parse_retention(value)
+    except ValueError as exc:
+        warnings.append("{0} {1}: {2} tag ignored, {3}".format(kind, resource_id, options["retention_tag"], exc))
+        return None
+
+
 def _retention_for(sources, options, warnings):
     """The first valid Retention tag among ``sources`` ([(kind, id, tags)]), else the task's retention."""
     for kind, resource_id, tags in sources:
-        value = tags.get(options["retention_tag"])
-        if value is None:
-            continue
-        try:
-            return parse_retention(value)
-        except ValueError as exc:
-            warnings.append("{0} {1}: {2} tag ignored, {3}".format(kind, resource_id, options["retention_tag"], exc))
+        found = _tag_retention(kind, resource_id, tags, options, warnings)
+        if found is not None:
+            return found
     return options["retention"]
 
 
@@ -368,14 +376,10 @@ def _plan_instance_sets(region, selected, options, now, latest, counts, warnings
 
 def _longest_retention(instance_id, instance_tags, members, volume_tags, options, now, warnings):
     """A crash-consistent set shares one DeleteOn: the longest Retention of the instance and its volumes."""
-    found = []
-    for kind, resource_id, tags in [("instance", instance_id, instance_tags)] + [
-        ("volume", volume_id, volume_tags.get(volume_id, {})) for device, volume_id in members
-    ]:
-        if options["retention_tag"] in tags:
-            own = _retention_for([(kind, resource_id, tags)], options, warnings)
-            if own is not options["retention"]:
-                found.append(own)
+    sources = [("instance", instance_id, instance_tags)]
+    sources += [("volume", volume_id, volume_tags.get(volume_id, {})) for device, volume_id in members]
+    found = [_tag_retention(kind, resource_id, tags, options, warnings) for kind, resource_id, tags in sources]
+    found = [retention for retention in found if retention is not None]
     if not found:
         return options["retention"]
     return max(found, key=lambda retention: retention.expiry(now.date()))

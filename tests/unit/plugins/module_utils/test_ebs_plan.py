@@ -423,3 +423,14 @@ def test_archive_keeps_what_aws_cannot_archive():
     assert kept["snap-3"] == "expired on 2026-11-01; AWS archives only completed snapshots"
     delete_plan = ebs.plan_snapshot_purge("r", snapshots, [], [], set(), purge_options(), TODAY, NOW)
     assert sorted(item["snapshot_id"] for item in delete_plan["purge"]) == ["snap-1", "snap-2", "snap-3"]
+
+
+def test_instance_mode_bad_retention_on_a_volume_warns_naming_it_and_the_instance_tag_decides():
+    volumes = [volume("vol-a", "i-a", "/dev/sda1", Retention="eventually")]
+    instances = [instance("i-a", [("/dev/sda1", "vol-a")], Retention="2w")]
+    plan = ebs.plan_snapshots("r", volumes, instances, [], [], backup_options(mode="instance"), NOW)
+    assert plan["create"][0]["delete_on"] == "2026-12-07"
+    assert len(plan["warnings"]) == 1
+    assert (
+        plan["warnings"][0].startswith("volume vol-a: Retention tag ignored") and "'eventually'" in plan["warnings"][0]
+    )
