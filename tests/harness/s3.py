@@ -72,3 +72,26 @@ def set_auth(endpoint, free_requests):
         method="POST",
     )
     return urllib.request.urlopen(request).read()
+
+
+def processes_holding(path):
+    """Ids of the processes with ``path`` open (Linux /proc)."""
+    path = os.path.realpath(path)
+    holders = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            descriptors = os.listdir("/proc/{0}/fd".format(pid))
+            if any(os.readlink("/proc/{0}/fd/{1}".format(pid, fd)) == path for fd in descriptors):
+                holders.append(int(pid))
+        except OSError:
+            continue
+    return holders
+
+
+def is_running(pid):
+    """True while the process exists and is not a zombie."""
+    try:
+        with open("/proc/{0}/stat".format(pid)) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
