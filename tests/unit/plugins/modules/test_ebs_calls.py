@@ -342,7 +342,7 @@ def test_a_refused_create_is_not_retried_and_endless_throttling_gives_up(stubbed
     with pytest.raises(ClientError, match="UnauthorizedOperation"):
         ebs_snapshot.create_once(client, client, VOLUME_ITEM, set(), sleep=no_sleep)
 
-    for _ in range(3):
+    for _attempt in range(3):
         stubber.add_client_error(
             "create_snapshot", "RequestLimitExceeded", "Request limit exceeded.", http_status_code=503
         )
