@@ -336,3 +336,38 @@ def test_bad_variables_are_rejected_before_anything_is_written(host, overrides, 
     if "backup_host_logrotate_rotate" in overrides:
         assert "int" in failed[0]["msg"]
     assert not host.root.exists()
+
+
+def test_setup_playbook_creates_the_iam_identity_and_schedules_the_jobs(aws, host):
+    """opsvault.aws_backup.setup_backup_host, by FQCN: the iam role against moto, then the host (localhost)."""
+    extra_vars = dict(
+        host.role_vars(),
+        setup_backup_host_hosts="localhost",
+        setup_backup_host_become=False,
+        ansible_connection="local",
+        ansible_python_interpreter=sys.executable,
+        iam_role_name="backup-host",
+        iam_attach_ssm_policy=False,
+    )
+    env = dict(host.env, AWS_ENDPOINT_URL=aws.endpoint, AWS_REGION="us-east-1")
+    command = [
+        ANSIBLE_PLAYBOOK,
+        "-i",
+        "localhost,",
+        "opsvault.aws_backup.setup_backup_host",
+        "-e",
+        json.dumps(extra_vars),
+    ]
+    process = subprocess.run(
+        command, cwd=str(host.tmp), env=environment(extra=env), capture_output=True, text=True, timeout=600
+    )
+    run = RoleRun(process)
+    assert run.rc == 0, run.stdout
+
+    iam = aws.client("iam")
+    profile = iam.get_instance_profile(InstanceProfileName="backup-host")["InstanceProfile"]
+    assert [role["RoleName"] for role in profile["Roles"]] == ["backup-host"]
+    policy = iam.get_policy(PolicyArn="arn:aws:iam::{0}:policy/backup-host".format(fleet.ACCOUNT_ID))["Policy"]
+    version = iam.get_policy_version(PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"])["PolicyVersion"]
+    assert "arn:aws:s3:::seed-images" in json.dumps(version["Document"])
+    assert sorted(host.cron_entries()) == sorted(DEFAULT_SCHEDULES)

@@ -129,3 +129,29 @@ def test_cfn_lint_accepts_the_template():
         pytest.fail("cfn-lint is not installed in the test virtualenv (requirements-test.txt)")
     result = subprocess.run([str(cfn_lint), str(TEMPLATE)], capture_output=True, text=True, env=environment())
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_site_chains_provision_ssm_setup_and_first_backup():
+    """The site playbook's plays, in order (its SSM connection cannot run against moto)."""
+    process = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "--list-tasks", "opsvault.aws_backup.site"],
+        capture_output=True,
+        text=True,
+        env=environment(),
+    )
+    assert process.returncode == 0, process.stderr
+    plays = [
+        line.split(": ", 1)[1].split("\t")[0]
+        for line in process.stdout.splitlines()
+        if line.strip().startswith("play #")
+    ]
+    assert plays == [
+        "Provision the backup host with CloudFormation",
+        "Reach the backup host through Session Manager",
+        "Wait for the backup host to register with Session Manager",
+        "Create the IAM identity of the backup host",
+        "Configure the backup host",
+        "Run the first backups",
+    ]
+    assert "Create or update the backup host stack" in process.stdout
+    assert "opsvault.aws_backup.backup_host : Schedule each job" in process.stdout
