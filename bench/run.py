@@ -51,7 +51,13 @@ def plan_runs(args):
                 print("  {0}: module not in plugins/modules yet, skipped".format(job), flush=True)
     if "ami_backup" not in args.skip:
         runs += [("ami_backup", "amazon_aws_loop", size) for size in sorted(args.loop_sizes)]
+    if args.only:
+        runs = [run for run in runs if any(run_name(*run).startswith(pattern) for pattern in args.only)]
     return runs
+
+
+def run_name(job, tool, size):
+    return "{0}:{1}:{2}".format(job, job if tool == "own_module" else tool, size)
 
 
 def measure(servers, workdir, job, tool, size):
@@ -200,6 +206,15 @@ def main():
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--skip", nargs="*", default=[], choices=["ami_backup", "purge", "s3_mirror"])
     parser.add_argument("--out", default=str(REPO / "bench" / "results.json"))
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        help="measure only these runs, JOB:TOOL:SIZE prefixes, e.g. ami_purge ami_backup:seed_style:1000",
+    )
+    parser.add_argument(
+        "--merge",
+        help="a results.json of an earlier run with the same settings: its rows that this run does not measure are kept",
+    )
     args = parser.parse_args()
 
     ansible_run.ensure_collection_link()
@@ -211,6 +226,15 @@ def main():
         "targets": [],
         "s3_mirror": None,
     }
+
+    measured_now = {run_name(*run) for run in plan_runs(args)}
+    if args.merge:
+        earlier = json.loads(Path(args.merge).read_text())
+        for row in earlier["runs"]:
+            if run_name(row["job"], row["tool"], row["instances"]) not in measured_now:
+                results["runs"].append(dict(row, measured=row.get("measured", earlier["date"])))
+        if "s3_mirror" in args.skip and earlier.get("s3_mirror"):
+            results["s3_mirror"] = earlier["s3_mirror"]
 
     def save():
         results["targets"] = targets(results["runs"]) + s3_targets(results["s3_mirror"])
@@ -225,7 +249,7 @@ def main():
                     results["s3_mirror"] = run_s3_bench()
                     save()
                     args.skip.append("s3_mirror")
-                row = measure(servers, workdir, job, tool, size)
+                row = dict(measure(servers, workdir, job, tool, size), measured=results["date"])
                 results["runs"].append(row)
                 progress(row)
                 save()
