@@ -46,7 +46,16 @@ lint: setup
 sanity: setup
 	scripts/sanity $(BIN)/python
 
-test: unit integration lint sanity
+test: unit integration lint sanity cfn-lint ee
+
+.PHONY: cfn-lint ee
+# The backup host's CloudFormation template, and the AWX execution environment's build context.
+cfn-lint: setup
+	$(BIN)/cfn-lint playbooks/files/backup_host.cfn.yml
+
+ee: setup
+	rm -rf build/ee
+	$(BIN)/ansible-builder create -f execution-environment.yml -c build/ee
 
 clean:
 	rm -rf $(VENV) build
