@@ -304,13 +304,25 @@ class IndexWriter:
         self._handle.write(index_line(entry) + "\n")
         self.count += 1
 
-    def commit(self, dropped_keys=()):
-        """Close and rename into place, leaving out ``dropped_keys`` (files deleted after they were written)."""
+    def commit(self, dropped_keys=(), written_paths=None):
+        """Close and rename into place, leaving out ``dropped_keys`` (files deleted after they were written).
+
+        With fsync, the files written in the run reach the disk first: ``written_paths`` one by one
+        (with their directories) when the run kept the list, else the whole filesystem (syncfs).
+        """
         self._handle.close()
         if dropped_keys:
             self._rewrite_without(set(dropped_keys))
         if self.fsync:
-            sync_filesystem(self.temp_path)
+            if written_paths is None:
+                sync_filesystem(self.temp_path)
+            else:
+                for path in sorted(set(written_paths) | {os.path.dirname(path) for path in written_paths}):
+                    try:
+                        fsync_path(path)
+                    except FileNotFoundError:
+                        pass
+                fsync_path(self.temp_path)
         os.replace(self.temp_path, self.path)
         if self.fsync:
             fsync_path(os.path.dirname(self.path))

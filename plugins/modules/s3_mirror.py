@@ -82,9 +82,9 @@ options:
     default: 8388608
   fsync:
     description:
-      - Flush the downloaded files to disk (one C(syncfs) of the filesystem of O(dest)) before the index is
-        replaced, so every file the index lists survives a power loss. A file written after the last index is
-        fetched again by the next run.
+      - Flush the downloaded files to disk before the index is replaced, so every file the index lists survives
+        a power loss; a file written after the last index is fetched again by the next run. A run that wrote
+        few files flushes each of them, a larger one flushes the filesystem of O(dest) once (C(syncfs)).
     type: bool
     default: true
   report_limit:
@@ -231,6 +231,7 @@ CREDENTIAL_ERRORS = (
     "TokenRefreshRequired",
 )
 CHUNK = 1024 * 1024
+FSYNC_EACH_LIMIT = 64
 WINDOW = 4096
 
 
@@ -306,6 +307,8 @@ class Mirror:
         self.multipart_threshold = options["multipart_threshold"]
         self.safe_directories = {self.dest}
         self.lock_handle = None
+        self.written_paths = []
+        self.written_too_many = False
 
     def fail(self, msg):
         self.module.fail_json(msg=msg, dest=self.dest, **self.result())
@@ -400,6 +403,10 @@ class Mirror:
         if os.path.isdir(target) and not os.path.islink(target):
             raise PathError("{0} is a directory".format(target))
         os.replace(temp_path, target)
+        if len(self.written_paths) < FSYNC_EACH_LIMIT:
+            self.written_paths.append(target)
+        else:
+            self.written_too_many = True
         return mirror.IndexEntry(obj.key, obj.size, obj.etag, obj.last_modified)
 
     def check_size(self, obj, size):
@@ -568,7 +575,7 @@ class Mirror:
             if incomplete or index_unchanged:
                 writer.abort()
             else:
-                writer.commit(deleted_keys)
+                writer.commit(deleted_keys, None if self.written_too_many else self.written_paths)
             self.cleanup_temp()
         counts = self.report.counts
         return bool(counts["downloaded"] or counts["deleted"] or counts["directories"])

@@ -259,3 +259,19 @@ def test_checksums_against_a_response(tmp_path):
     assert m.checksum_mismatches(digests, {"ChecksumSHA256": "abc-3"}) == []
     only_md5 = m.digest_file(str(path), checksums=())
     assert m.checksum_mismatches(only_md5, bad) == []
+
+
+def test_index_commit_flushes_the_written_files_or_the_filesystem(tmp_path, monkeypatch):
+    flushed, synced = [], []
+    monkeypatch.setattr(m, "fsync_path", flushed.append)
+    monkeypatch.setattr(m, "sync_filesystem", synced.append)
+    (tmp_path / "sub").mkdir()
+    written = [str(tmp_path / "sub" / "a"), str(tmp_path / "b")]
+    write_index(tmp_path, [entry("a")]).commit(written_paths=written)
+    assert set(flushed) >= set(written) | {str(tmp_path / "sub"), str(tmp_path)}
+    assert synced == []
+
+    flushed.clear()
+    write_index(tmp_path, [entry("a")]).commit()
+    assert len(synced) == 1 and flushed == [str(tmp_path)]
+    assert [item.key for item in m.IndexReader(str(tmp_path / m.INDEX_NAME), "b", "p/")] == ["a"]
