@@ -78,20 +78,7 @@ def test_provision_creates_the_stack_and_the_instance_has_the_profile(aws, tmp_p
 def test_template_has_no_key_pair_no_inbound_rule_and_uses_the_ssm_parameter():
     import yaml
 
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_multi_constructor(
-        "!",
-        lambda loader, suffix, node: {
-            suffix: (
-                loader.construct_sequence(node)
-                if isinstance(node, yaml.SequenceNode)
-                else loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode) else None
-            )
-        },
-    )
-    template = yaml.load(TEMPLATE.read_text(), Loader=Loader)
+    template = yaml.safe_load(TEMPLATE.read_text())
     resources = template["Resources"]
     instance = resources["Host"]["Properties"]
     assert "KeyName" not in instance
@@ -104,8 +91,10 @@ def test_template_has_no_key_pair_no_inbound_rule_and_uses_the_ssm_parameter():
     assert instance["MetadataOptions"]["HttpTokens"] == "required"
     # moto's CloudFormation ignores a role's ManagedPolicyArns: checked here.
     role = resources["HostRole"]["Properties"]
-    ssm_arn = {"Sub": "arn:${AWS::Partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"}
-    assert role["ManagedPolicyArns"] == {"If": ["HasBackupPolicy", [ssm_arn, {"Ref": "BackupPolicyArn"}], [ssm_arn]]}
+    ssm_arn = {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"}
+    assert role["ManagedPolicyArns"] == {
+        "Fn::If": ["HasBackupPolicy", [ssm_arn, {"Ref": "BackupPolicyArn"}], [ssm_arn]]
+    }
     assert role["AssumeRolePolicyDocument"]["Statement"] == [
         {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
     ]
@@ -119,7 +108,8 @@ def test_template_has_no_key_pair_no_inbound_rule_and_uses_the_ssm_parameter():
     }
     # moto's CloudFormation ignores SecurityGroupIds on AWS::EC2::Instance: the attachment is checked here.
     assert (
-        instance["SecurityGroupIds"] == [{"GetAtt": "HostSecurityGroup.GroupId"}] and "SecurityGroups" not in instance
+        instance["SecurityGroupIds"] == [{"Fn::GetAtt": ["HostSecurityGroup", "GroupId"]}]
+        and "SecurityGroups" not in instance
     )
 
 
