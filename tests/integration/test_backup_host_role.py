@@ -126,7 +126,7 @@ def run_play(play, workdir, check=False, env=None):
     path.write_text(yaml.safe_dump([play], sort_keys=False))
     command = [ANSIBLE_PLAYBOOK, str(path)] + (["--check"] if check else [])
     process = subprocess.run(
-        command, cwd=str(workdir), env=environment(extra=env), capture_output=True, text=True, timeout=600
+        command, cwd=str(workdir), env=environment(extra=env), capture_output=True, text=True, timeout=600, check=False
     )
     return RoleRun(process)
 
@@ -155,7 +155,7 @@ def test_role_writes_cron_entries_wrapper_vars_and_logrotate_then_rerun_changes_
 
     entries = host.cron_entries()
     assert {name: entry[0] for name, entry in entries.items()} == DEFAULT_SCHEDULES
-    for name, (_, user, command) in entries.items():
+    for name, (_schedule, user, command) in entries.items():
         assert user == host.user
         assert command == "{0} {1} opsvault.aws_backup.{1}".format(wrapper, name)
 
@@ -174,7 +174,7 @@ def test_role_writes_cron_entries_wrapper_vars_and_logrotate_then_rerun_changes_
     assert "{0}/venv/bin/ansible-playbook".format(host.home) in script
     assert "export ANSIBLE_COLLECTIONS_PATH={0}/collections".format(host.home) in script
     assert "export AWS_REGION=us-east-1" in script
-    assert subprocess.run(["sh", "-n", str(wrapper)]).returncode == 0
+    assert subprocess.run(["sh", "-n", str(wrapper)], check=False).returncode == 0
 
     logrotate = host.logrotate_file.read_text()
     assert "{0}/*.log {{".format(host.log_dir) in logrotate
@@ -244,7 +244,7 @@ def test_cron_command_runs_the_playbook_with_the_job_vars_under_flock(aws, host)
     command = host.cron_entries()["ami_backup"][2]
     cron_env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"), "SHELL": "/bin/sh"}
 
-    first = subprocess.run(command, shell=True, env=cron_env, capture_output=True, text=True, timeout=300)
+    first = subprocess.run(command, shell=True, env=cron_env, capture_output=True, text=True, timeout=300, check=False)
     log = (host.log_dir / "ami_backup.log").read_text()
     assert first.returncode == 0, log
     images = [
@@ -257,7 +257,9 @@ def test_cron_command_runs_the_playbook_with_the_job_vars_under_flock(aws, host)
 
     with open(host.home / "locks" / "ami_backup.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        overlapping = subprocess.run(command, shell=True, env=cron_env, capture_output=True, text=True, timeout=60)
+        overlapping = subprocess.run(
+            command, shell=True, env=cron_env, capture_output=True, text=True, timeout=60, check=False
+        )
     log = (host.log_dir / "ami_backup.log").read_text()
     assert overlapping.returncode == 0
     assert "ami_backup: not started, the previous run still holds" in log
@@ -297,7 +299,9 @@ def test_runtime_install_creates_the_virtualenv_with_pip_offline(host):
     assert first.rc == 0, first.stdout
     assert role_result(first, "Install ansible-core and boto3 into the virtualenv")["changed"] is True
     venv_python = host.home / "venv" / "bin" / "python"
-    assert subprocess.run([str(venv_python), "-m", "pip", "--version"], capture_output=True).returncode == 0
+    assert (
+        subprocess.run([str(venv_python), "-m", "pip", "--version"], capture_output=True, check=False).returncode == 0
+    )
     assert role_result(first, "Install the collections the jobs use").get("skipped") is True
 
     second = host.run(**options)
@@ -359,7 +363,7 @@ def test_setup_playbook_creates_the_iam_identity_and_schedules_the_jobs(aws, hos
         json.dumps(extra_vars),
     ]
     process = subprocess.run(
-        command, cwd=str(host.tmp), env=environment(extra=env), capture_output=True, text=True, timeout=600
+        command, cwd=str(host.tmp), env=environment(extra=env), capture_output=True, text=True, timeout=600, check=False
     )
     run = RoleRun(process)
     assert run.rc == 0, run.stdout
