@@ -273,7 +273,10 @@ def test_module_fails_naming_the_action_when_one_is_removed(aws, tmp_path, scena
     assert run.rc != 0 and result.get("failed") is True, result
     reported = json.dumps({key: result.get(key) for key in ("msg", "errors", "error")})
     assert "not authorized to perform: {0}".format(action) in reported, reported
-    assert ("UnauthorizedOperation" if action.startswith("ec2:") else "AccessDenied") in reported, reported
+    if action.startswith("ec2:"):
+        assert "UnauthorizedOperation" in reported, reported
+    else:
+        assert "accessdenied" in reported.lower().replace(" ", ""), reported
     if action not in getattr(scenario, "completes_before", ()):
         assert scenario.state(aws) == before
 
