@@ -17,7 +17,8 @@ from tests.harness import fleet
 
 REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2", "us-west-2"]
 INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
-TOOLS = ("ami_backup", "amazon_aws_loop", "seed_style")
+TOOLS = ("ami_backup", "amazon_aws_loop", "seed_style", "boto3_threads")
+SCRIPTS = {"seed_style": "seed_style_backup.py", "boto3_threads": "threaded_backup.py"}
 
 
 def spread(total, regions):
@@ -86,11 +87,11 @@ def amazon_aws_play(endpoint, regions):
 
 def run_tool(tool, endpoint, regions, workdir):
     """Run one contender against ``endpoint``; returns ``(succeeded, detail)``."""
-    if tool == "seed_style":
+    if tool in SCRIPTS:
         process = subprocess.run(
             [
                 sys.executable,
-                str(REPO / "bench" / "seed_style_backup.py"),
+                str(REPO / "bench" / SCRIPTS[tool]),
                 "--endpoint",
                 endpoint,
                 "--regions",

@@ -42,7 +42,7 @@ def plan_runs(args):
     runs = []
     if "ami_backup" not in args.skip:
         for size in sorted(set(args.sizes) | set(args.loop_sizes)):
-            runs += [("ami_backup", "ami_backup", size), ("ami_backup", "seed_style", size)]
+            runs += [("ami_backup", tool, size) for tool in ("ami_backup", "seed_style", "boto3_threads")]
     if "purge" not in args.skip:
         for job in purge.JOBS:
             if (MODULES / (job + ".py")).exists():
