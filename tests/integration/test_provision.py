@@ -111,6 +111,10 @@ def test_template_has_no_key_pair_no_inbound_rule_and_uses_the_ssm_parameter():
         instance["SecurityGroupIds"] == [{"Fn::GetAtt": ["HostSecurityGroup", "GroupId"]}]
         and "SecurityGroups" not in instance
     )
+    # moto's CloudFormation does not implement AWS::S3::BucketPolicy: the TLS-only statement is checked here.
+    [statement] = resources["BucketTlsOnlyPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Action"] == "s3:*" and statement["Principal"] == "*"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
 def test_cfn_lint_accepts_the_template():
