@@ -15,7 +15,7 @@ from tests.harness.ansible_run import environment
 from tests.harness.ansible_run import run_playbook
 
 REGION = "eu-west-1"
-AL2 = "/aws/service/ami-amazon-linux-latest/amzn2-ami-hvm-x86_64-gp2"
+AL2023 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 TEMPLATE = REPO / "playbooks" / "files" / "backup_host.cfn.yml"
 
 
@@ -42,7 +42,7 @@ def test_provision_creates_the_stack_and_the_instance_has_the_profile(aws, tmp_p
     assert instance["IamInstanceProfile"]["Arn"] == outputs["InstanceProfileArn"]
     assert instance["InstanceType"] == "t2.micro"
     assert "KeyName" not in instance
-    expected_image = aws.client("ssm", REGION).get_parameter(Name=AL2)["Parameter"]["Value"]
+    expected_image = aws.client("ssm", REGION).get_parameter(Name=AL2023)["Parameter"]["Value"]
     assert instance["ImageId"] == expected_image
 
     [group] = ec2.describe_security_groups(GroupIds=[outputs["SecurityGroupId"]])["SecurityGroups"]
@@ -83,7 +83,7 @@ def test_template_has_no_key_pair_no_inbound_rule_and_uses_the_ssm_parameter():
     instance = resources["Host"]["Properties"]
     assert "KeyName" not in instance
     assert template["Parameters"]["ImageIdParameter"]["Type"] == "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"
-    assert template["Parameters"]["ImageIdParameter"]["Default"] == AL2
+    assert template["Parameters"]["ImageIdParameter"]["Default"] == AL2023
     assert template["Parameters"]["InstanceType"]["Default"] == "t2.micro"
     groups = [r for r in resources.values() if r["Type"] == "AWS::EC2::SecurityGroup"]
     assert len(groups) == 1 and "SecurityGroupIngress" not in groups[0]["Properties"]
