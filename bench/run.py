@@ -77,10 +77,19 @@ def run_s3_bench():
     process = subprocess.run([sys.executable, str(S3_BENCH)], cwd=str(REPO), env=python_env(), text=True, check=False)
     if process.returncode != 0 or not S3_RESULTS.exists():
         return {"error": "bench/s3_mirror/run.py exited with {0}".format(process.returncode)}
-    results = json.loads(S3_RESULTS.read_text())
-    times = results.get("times", {})
+    return with_s3_ratios(json.loads(S3_RESULTS.read_text()))
+
+
+def s3_times(s3):
+    """Seconds per tool and phase: the medians of repeated runs, or the single run's times."""
+    return (s3 or {}).get("medians") or (s3 or {}).get("times") or {}
+
+
+def with_s3_ratios(s3):
+    """Add s3_mirror's time over each peer's, per phase (below 1: s3_mirror is faster)."""
+    times = s3_times(s3)
     mirror = times.get("s3_mirror", {})
-    results["ratios"] = {
+    s3["ratios"] = {
         "s3_mirror / {0}".format(peer): {
             phase: round(mirror[phase] / seconds, 2)
             for phase, seconds in peer_times.items()
@@ -89,7 +98,7 @@ def run_s3_bench():
         for peer, peer_times in times.items()
         if peer != "s3_mirror"
     }
-    return results
+    return s3
 
 
 def by_key(rows):
@@ -173,14 +182,14 @@ def table(rows, checks, s3):
                 check["target"], check["instances"], check["measured"], "met" if check["met"] else "NOT MET"
             )
         )
-    if s3 and s3.get("times"):
+    if s3_times(s3):
         lines.append("")
         lines.append(
             "{0:<15} {1:>9} {2:>9} {3:>11}   (seconds; bench/s3_mirror/run.py)".format(
                 "s3 tool", "cold", "warm", "1%-changed"
             )
         )
-        for tool, phases in s3["times"].items():
+        for tool, phases in s3_times(s3).items():
             lines.append(
                 "{0:<15} {1:>9} {2:>9} {3:>11}".format(
                     tool, *("{0:.2f}".format(phases[p]) if p in phases else "-" for p in ("cold", "warm", "1%-changed"))
@@ -234,12 +243,15 @@ def main():
             if run_name(row["job"], row["tool"], row["instances"]) not in measured_now:
                 results["runs"].append(dict(row, measured=row.get("measured", earlier["date"])))
         if "s3_mirror" in args.skip and earlier.get("s3_mirror"):
-            results["s3_mirror"] = earlier["s3_mirror"]
+            results["s3_mirror"] = (
+                with_s3_ratios(earlier["s3_mirror"]) if s3_times(earlier["s3_mirror"]) else earlier["s3_mirror"]
+            )
 
     def save():
         results["targets"] = targets(results["runs"]) + s3_targets(results["s3_mirror"])
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
 
+    save()
     runs = plan_runs(args)
     with tempfile.TemporaryDirectory(prefix="opsvault-bench-") as workdir:
         with Servers(workdir, proxy_config) as servers:
