@@ -27,6 +27,7 @@ def client_config(max_concurrency):
     return botocore.config.Config(
         retries={"mode": "adaptive", "max_attempts": MAX_ATTEMPTS},
         max_pool_connections=max(10, max_concurrency),
+        connect_timeout=10,  # an unreachable region fails in minutes, not 12 x 60 s
     )
 
 
@@ -107,13 +108,31 @@ def resolve_regions(requested, describe_regions, default_region):
     return list(dict.fromkeys(requested))
 
 
-def run_concurrently(func, items, max_workers):
+def by_region(item):
+    return item["region"]
+
+
+def interleave(items, key):
+    """Items reordered round-robin over ``key`` groups: a, b, c, a, b, c, ..."""
+    groups = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    queues = list(groups.values())
+    ordered = []
+    for index in range(max((len(queue) for queue in queues), default=0)):
+        ordered.extend(queue[index] for queue in queues if index < len(queue))
+    return ordered
+
+
+def run_concurrently(func, items, max_workers, spread_by=None):
     """Call ``func(item)`` for each item on at most ``max_workers`` threads.
 
-    Returns ``[(item, value, error)]`` in the order of ``items``: an exception in one
-    call is returned as its ``error`` and never stops the others.
+    Returns ``[(item, value, error)]``: an exception in one call is returned as its ``error``
+    and never stops the others.  With ``spread_by`` (e.g. ``by_region``) the work is taken
+    round-robin over its groups, so that every region's API rate limits are used at once
+    instead of one region's after another; otherwise in the order of ``items``.
     """
-    items = list(items)
+    items = interleave(items, spread_by) if spread_by else list(items)
     if not items:
         return []
 

@@ -199,6 +199,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_ta
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import contract
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import check_name_template
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import plan_backups
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import by_region
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_entry
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import paginate
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import regional_clients
@@ -289,6 +290,31 @@ def wait_available(client, images, timeout):
         return {image["ImageId"]: image["State"] for image in described if image["State"] != "available"}
 
 
+def wait_for_images(clients, images, timeout, max_concurrency):
+    """Wait for the new AMIs region by region, updating their state; returns errors for those not available."""
+    pending = {}
+    for image in images:
+        pending.setdefault(image["region"], []).append(image)
+    errors = []
+    waits = run_concurrently(lambda r: wait_available(clients[r], pending[r], timeout), list(pending), max_concurrency)
+    for region, not_ready, exc in waits:
+        if exc:
+            errors.append(error_entry(region, region, exc, "wait"))
+            continue
+        for image in pending[region]:
+            image["state"] = not_ready.get(image["image_id"], "available")
+            if image["image_id"] in not_ready:
+                errors.append(
+                    {
+                        "resource": image["image_id"],
+                        "region": region,
+                        "code": "ImageNotAvailable",
+                        "message": "AMI of {0} is {1} after waiting".format(image["instance_id"], image["state"]),
+                    }
+                )
+    return errors
+
+
 def main():
     argument_spec = dict(
         regions=dict(type="list", elements="str"),
@@ -331,34 +357,16 @@ def main():
         images = [image_result(item) for item in to_create]
     else:
         images = []
-        outcomes = run_concurrently(lambda item: create_image(clients[item["region"]], item), to_create, max_concurrency)
+        outcomes = run_concurrently(
+            lambda item: create_image(clients[item["region"]], item), to_create, max_concurrency, spread_by=by_region
+        )
         for item, image, exc in outcomes:
             if exc:
                 errors.append(error_entry(item["instance_id"], item["region"], exc, "create_image"))
             else:
                 images.append(image)
         if module.params["wait"] and images:
-            by_region = {}
-            for image in images:
-                by_region.setdefault(image["region"], []).append(image)
-            waits = run_concurrently(
-                lambda r: wait_available(clients[r], by_region[r], module.params["wait_timeout"]), list(by_region), max_concurrency
-            )
-            for region, not_ready, exc in waits:
-                if exc:
-                    errors.append(error_entry(region, region, exc, "wait"))
-                    continue
-                for image in by_region[region]:
-                    image["state"] = not_ready.get(image["image_id"], "available")
-                    if image["image_id"] in not_ready:
-                        errors.append(
-                            {
-                                "resource": image["image_id"],
-                                "region": region,
-                                "code": "ImageNotAvailable",
-                                "message": "AMI of {0} is {1} after waiting".format(image["instance_id"], image["state"]),
-                            }
-                        )
+            errors.extend(wait_for_images(clients, images, module.params["wait_timeout"], max_concurrency))
 
     for warning in warnings:
         module.warn(warning)

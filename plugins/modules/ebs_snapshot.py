@@ -225,6 +225,7 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils import contrac
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import ebs
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import MAX_ATTEMPTS
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_code
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import by_region
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_entry
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import paginate
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import regional_clients
@@ -500,6 +501,7 @@ def main():
             lambda item: create_once(creators[item["region"]], clients[item["region"]], item, known[item["region"]]),
             to_create,
             max_concurrency,
+            spread_by=by_region,
         )
         for item, created, exc in outcomes:
             if exc:

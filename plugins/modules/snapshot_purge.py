@@ -185,6 +185,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import contract
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import ebs
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import by_region
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_entry
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import paginate
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import regional_clients
@@ -326,7 +327,10 @@ def main():
         done = purgeable
     else:
         outcomes = run_concurrently(
-            lambda item: apply(clients[item["region"]], item, options["action"]), purgeable, max_concurrency
+            lambda item: apply(clients[item["region"]], item, options["action"]),
+            purgeable,
+            max_concurrency,
+            spread_by=by_region,
         )
         for item, value, exc in outcomes:
             if exc:

@@ -6,6 +6,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import by_region
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_entry
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import paginate
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import resolve_regions
@@ -109,3 +110,13 @@ def test_paginate_follows_next_token():
         reservations = paginate(client, "describe_instances", "Reservations", Filters=filters)
     stubber.assert_no_pending_responses()
     assert [r["Instances"][0]["InstanceId"] for r in reservations] == ["i-1", "i-2"]
+
+
+def test_work_spread_by_region_is_taken_round_robin():
+    items = [{"region": region, "n": n} for region in ("a", "b", "c") for n in range(3)][:-1]
+    seen = []
+    outcomes = run_concurrently(lambda item: seen.append((item["region"], item["n"])), items, 1, spread_by=by_region)
+    assert seen == [("a", 0), ("b", 0), ("c", 0), ("a", 1), ("b", 1), ("c", 1), ("a", 2), ("b", 2)]
+    assert sorted((item["region"], item["n"]) for item, value, error in outcomes) == sorted(
+        (item["region"], item["n"]) for item in items
+    )

@@ -49,12 +49,12 @@ def snapshot(snapshot_id, *image_ids):
     return {"snapshot_id": snapshot_id, "image_id": image_ids[0], "image_ids": list(image_ids), "region": "eu-west-1"}
 
 
-def test_snapshots_are_deleted_after_their_amis_and_never_after_a_failed_deregister():
+def test_each_snapshot_goes_right_after_its_last_ami_and_never_after_a_failed_deregister():
     client, stubber = stubbed_client()
     stubber.add_response("deregister_image", {}, {"ImageId": "ami-ok"})
+    stubber.add_response("delete_snapshot", {}, {"SnapshotId": "snap-ok"})
     stubber.add_client_error("deregister_image", "UnauthorizedOperation", "not authorized", 403)
     stubber.add_client_error("deregister_image", "InvalidAMIID.Unavailable", "no longer available")
-    stubber.add_response("delete_snapshot", {}, {"SnapshotId": "snap-ok"})
     stubber.add_client_error("delete_snapshot", "InvalidSnapshot.InUse", "in use by ami-x")
     errors, kept = [], []
     to_delete = [
