@@ -163,3 +163,12 @@ def target_regions(module):
         module.fail_json(msg=str(exc))
     except (ClientError, BotoCoreError) as exc:
         module.fail_json_aws(exc, msg="Could not list the regions of the account")
+
+
+def finish(module, activity, result):
+    """Exit with the result; when any item failed, fail the task after all the rest was done."""
+    errors = result["errors"]
+    if errors:
+        summary = "; ".join("{resource} in {region}: {code}".format(**error) for error in errors[:5])
+        module.fail_json(msg="{0} error(s) while {1}: {2}".format(len(errors), activity, summary), **result)
+    module.exit_json(**result)

@@ -201,6 +201,7 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import che
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import plan_backups
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import by_region
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_entry
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import finish
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import paginate
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import regional_clients
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import run_concurrently
@@ -377,14 +378,7 @@ def main():
         errors=errors,
         regions=regions,
     )
-    if errors:
-        module.fail_json(
-            msg="{0} error(s) while backing up: {1}".format(
-                len(errors), "; ".join("{resource} in {region}: {code}".format(**e) for e in errors[:5])
-            ),
-            **result
-        )
-    module.exit_json(**result)
+    finish(module, "backing up", result)
 
 
 if __name__ == "__main__":

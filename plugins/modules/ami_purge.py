@@ -208,6 +208,7 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import che
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import plan_purge
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import by_region
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_entry
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import finish
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import paginate
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import regional_clients
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import run_concurrently
@@ -403,14 +404,7 @@ def main():
         regions=regions,
         as_of=options["as_of"].isoformat(),
     )
-    if errors:
-        module.fail_json(
-            msg="{0} error(s) while purging: {1}".format(
-                len(errors), "; ".join("{resource} in {region}: {code}".format(**e) for e in errors[:5])
-            ),
-            **result
-        )
-    module.exit_json(**result)
+    finish(module, "purging", result)
 
 
 if __name__ == "__main__":

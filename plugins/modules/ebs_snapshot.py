@@ -227,6 +227,7 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_code
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import by_region
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_entry
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import finish
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import paginate
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import regional_clients
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import run_concurrently
@@ -518,14 +519,7 @@ def main():
         errors=errors,
         regions=regions,
     )
-    if errors:
-        module.fail_json(
-            msg="{0} error(s) while snapshotting: {1}".format(
-                len(errors), "; ".join("{resource} in {region}: {code}".format(**e) for e in errors[:5])
-            ),
-            **result
-        )
-    module.exit_json(**result)
+    finish(module, "snapshotting", result)
 
 
 if __name__ == "__main__":

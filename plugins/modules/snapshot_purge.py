@@ -187,6 +187,7 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils import contrac
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import ebs
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import by_region
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_entry
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import finish
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import paginate
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import regional_clients
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import run_concurrently
@@ -350,14 +351,7 @@ def main():
         errors=errors,
         regions=regions,
     )
-    if errors:
-        module.fail_json(
-            msg="{0} error(s) while purging snapshots: {1}".format(
-                len(errors), "; ".join("{resource} in {region}: {code}".format(**e) for e in errors[:5])
-            ),
-            **result
-        )
-    module.exit_json(**result)
+    finish(module, "purging snapshots", result)
 
 
 if __name__ == "__main__":
