@@ -73,10 +73,6 @@ def error_entry(resource, region, exc, action=None):
     return entry
 
 
-def is_aws_error(exc):
-    return isinstance(exc, (ClientError, BotoCoreError))
-
-
 def resolve_regions(requested, describe_regions, default_region):
     """The regions a task runs in.
 
