@@ -119,7 +119,9 @@ def plan_backups(region, instances, managed_images, options, now):
                 {
                     "resource": instance_id,
                     "region": region,
-                    "reason": "instance is {0}; instance_states is {1}".format(state, ", ".join(options["instance_states"])),
+                    "reason": "instance is {0}; instance_states is {1}".format(
+                        state, ", ".join(options["instance_states"])
+                    ),
                 }
             )
             continue
@@ -277,20 +279,19 @@ def _decide(entry, rank, as_of, keep_min, keep_last, label):
     return False, "expires on {0}".format(expiry.isoformat())
 
 
-def plan_purge(region, images, snapshots, account_id, as_of, keep_min=1, keep_last=None, adopt_legacy=False):
+def plan_purge(region, images, account_id, as_of, keep_min=1, keep_last=None, adopt_legacy=False):
     """Decide, for one region, which AMIs to deregister and which snapshots to delete after them.
 
     ``images``: every AMI the account owns in the region (all of them, not only ours, so that a
-    snapshot another AMI uses is seen).  ``snapshots``: DescribeSnapshots items of the account
-    (each one's ``OwnerId`` is checked against ``account_id``).  ``as_of``: the date whose
-    expired backups go.  ``keep_min``: available backups always kept per source;
+    snapshot another AMI uses is seen).  ``as_of``: the date whose expired backups go.  ``keep_min``: available backups always kept per source;
     ``keep_last``: when set, available backups beyond this count go even before they expire.
 
     Returns ``{"deregister": [...], "snapshots": [...], "kept": [...], "warnings": [...]}``:
     ``deregister`` items are result-shaped (image_id, name, region, source_instance_id,
-    delete_on, reason, legacy, state, snapshot_ids); ``snapshots`` lists each snapshot to delete
-    once all the AMIs in its ``image_ids`` are deregistered; ``kept`` gives every managed image
-    and every snapshot of a leaving image that stays, with the reason.
+    delete_on, reason, legacy, state, snapshot_ids); ``snapshots`` lists each snapshot that may
+    go once all the AMIs in its ``image_ids`` are deregistered, provided the account owns it (see
+    ``snapshot_kept_reason``); ``kept`` gives every managed image and every snapshot of a leaving
+    image that another AMI keeps using, with the reason.
     """
     check_purge_counts(keep_min, keep_last)
     kept, warnings = [], []
@@ -331,20 +332,18 @@ def plan_purge(region, images, snapshots, account_id, as_of, keep_min=1, keep_la
                 }
             )
 
-    to_delete, kept_snapshots = _plan_snapshots(region, deregister, images, snapshots, account_id)
+    to_delete, kept_snapshots = _plan_snapshots(region, deregister, images)
     return {"deregister": deregister, "snapshots": to_delete, "kept": kept + kept_snapshots, "warnings": warnings}
 
 
-def _plan_snapshots(region, deregister, images, snapshots, account_id):
-    """The snapshots of the leaving AMIs that are safe to delete, and those that stay (with reasons).
+def _plan_snapshots(region, deregister, images):
+    """The snapshots of the leaving AMIs that no remaining AMI uses, and those that stay (with reasons).
 
-    A snapshot stays when an AMI that remains registered uses it, or when it is not one of the
-    account's snapshots.  A snapshot two leaving AMIs share is planned once, with both AMIs.
-    Fills each deregister item's ``snapshot_ids``.
+    A snapshot two leaving AMIs share is planned once, with both AMIs.  Fills each deregister
+    item's ``snapshot_ids``.
     """
     by_id = {image["ImageId"]: image for image in images}
     leaving = {item["image_id"] for item in deregister}
-    owners = {snapshot["SnapshotId"]: snapshot.get("OwnerId") for snapshot in snapshots}
     users = {}
     for image in images:
         if image["ImageId"] not in leaving:
@@ -358,17 +357,30 @@ def _plan_snapshots(region, deregister, images, snapshots, account_id):
             if snapshot_id in users:
                 reason = "also used by {0}, which stays registered".format(", ".join(sorted(users[snapshot_id])))
                 kept.append(_kept_snapshot(snapshot_id, image, region, reason))
-            elif owners.get(snapshot_id) != account_id:
-                if snapshot_id in owners:
-                    reason = "owned by {0}, not by this account".format(owners[snapshot_id])
-                else:
-                    reason = "not among this account's snapshots"
-                kept.append(_kept_snapshot(snapshot_id, image, region, reason))
             else:
                 planned.setdefault(snapshot_id, []).append(image["ImageId"])
                 item["snapshot_ids"].append(snapshot_id)
     to_delete = [
-        {"snapshot_id": snapshot_id, "image_id": image_ids[0], "image_ids": image_ids, "region": region}
+        {
+            "snapshot_id": snapshot_id,
+            "image_id": image_ids[0],
+            "image_ids": image_ids,
+            "name": by_id[image_ids[0]].get("Name"),
+            "region": region,
+        }
         for snapshot_id, image_ids in planned.items()
     ]
     return to_delete, kept
+
+
+def snapshot_kept_reason(snapshot_id, owners, account_id):
+    """Why a planned snapshot stays although its AMIs leave: it is not the account's; None when it may go.
+
+    ``owners``: snapshot id -> OwnerId from DescribeSnapshots with OwnerIds=self (AWS lists only
+    the account's snapshots there; the owner is checked again because not every endpoint does).
+    """
+    if snapshot_id not in owners:
+        return "not among this account's snapshots"
+    if owners[snapshot_id] != account_id:
+        return "owned by {0}, not by this account".format(owners[snapshot_id])
+    return None

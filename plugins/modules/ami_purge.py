@@ -15,9 +15,10 @@ description:
   - When the newest AMI of a source instance is not C(available) (C(pending) or C(failed)),
     nothing of that source is purged in this run, and RV(kept) says why.
   - A snapshot is never deleted while another registered AMI (disabled ones included) uses it, nor when
-    it is not owned by the account; this is decided from one C(DescribeImages) and one C(DescribeSnapshots)
-    per region, before anything is deleted. A snapshot two expiring AMIs share is deleted once, after both
-    are deregistered.
+    it is not owned by the account. Which AMIs use it is decided from one C(DescribeImages) per region,
+    before anything is changed; its owner from C(DescribeSnapshots) of the snapshots the purge may delete
+    (not all of the account's), a batch at a time, just before their deletes. A snapshot two expiring AMIs
+    share is deleted once, after both are deregistered.
   - With O(adopt_legacy=true), AMIs that carry a C(DeleteOn) tag but no marker (made by older
     backup scripts) are purged by the same rules; their source instance is read from AWS's
     C(SourceInstanceId) or from an instance id in their name or description, and those of unknown
@@ -206,6 +207,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import check_purge_counts
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import plan_purge
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import snapshot_kept_reason
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import by_region
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_entry
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import finish
@@ -248,10 +250,53 @@ def parse_options(module):
 
 
 def describe_region(client):
-    """Every AMI (disabled ones too: they still use their snapshots) and snapshot the account owns in the region."""
-    images = paginate(client, "describe_images", "Images", Owners=["self"], IncludeDisabled=True)
-    snapshots = paginate(client, "describe_snapshots", "Snapshots", OwnerIds=["self"])
-    return images, snapshots
+    """Every AMI the account owns in the region (disabled ones too: they still use their snapshots)."""
+    return paginate(client, "describe_images", "Images", Owners=["self"], IncludeDisabled=True)
+
+
+class SnapshotOwners:
+    """The owners of one region's planned snapshots, described in batches when first needed.
+
+    Only the snapshots the purge may delete are described, not all of the account's, and a batch
+    at a time in the order the deletes come, so that the first deletes do not wait for the last
+    description.  Thread-safe: a batch is described once; a failed description is tried again
+    by the next snapshot that needs it.
+    """
+
+    BATCH = 100  # values per DescribeSnapshots filter, well under EC2's limit
+
+    def __init__(self, client, snapshot_ids):
+        self.client = client
+        self.batches = [snapshot_ids[start : start + self.BATCH] for start in range(0, len(snapshot_ids), self.BATCH)]
+        self.batch_of = {snapshot_id: number for number, batch in enumerate(self.batches) for snapshot_id in batch}
+        self.locks = [threading.Lock() for _batch in self.batches]
+        self.described = set()
+        self.owners = {}
+
+    def owners_for(self, snapshot_id):
+        """``{snapshot id: owner}`` of the batch holding ``snapshot_id``, described if it was not yet."""
+        number = self.batch_of[snapshot_id]
+        with self.locks[number]:
+            if number not in self.described:
+                snapshots = paginate(
+                    self.client,
+                    "describe_snapshots",
+                    "Snapshots",
+                    OwnerIds=["self"],
+                    Filters=[{"Name": "snapshot-id", "Values": self.batches[number]}],
+                )
+                self.owners.update((snapshot["SnapshotId"], snapshot.get("OwnerId")) for snapshot in snapshots)
+                self.described.add(number)
+        return self.owners
+
+
+def snapshot_owners(client, plan):
+    """The region's SnapshotOwners, its first batch described already, so that a missing permission
+    or a failing DescribeSnapshots stops the region before anything in it changes."""
+    owners = SnapshotOwners(client, [item["snapshot_id"] for item in plan["snapshots"]])
+    if plan["snapshots"]:
+        owners.owners_for(plan["snapshots"][0]["snapshot_id"])
+    return owners
 
 
 def account_of(images):
@@ -260,13 +305,11 @@ def account_of(images):
     return owners.pop() if len(owners) == 1 else None
 
 
-def plan_region(region, described, options):
-    images, snapshots = described
+def plan_region(region, images, options):
     account_id = account_of(images)
     plan = plan_purge(
         region,
         images,
-        snapshots,
         account_id,
         options["as_of"],
         keep_min=options["keep_min"],
@@ -279,6 +322,7 @@ def plan_region(region, described, options):
                 region
             )
         )
+    plan.update(region=region, account_id=account_id)
     return plan
 
 
@@ -300,11 +344,42 @@ def snapshot_result(item):
     return {key: item[key] for key in ("snapshot_id", "image_id", "image_ids", "region")}
 
 
-def apply_plan(clients, to_deregister, to_delete, max_concurrency, errors, kept):
+def kept_snapshot(item, reason):
+    return {key: item[key] for key in ("snapshot_id", "image_id", "name", "region")} | {"reason": reason}
+
+
+def not_owned_reason(item, owners, account_ids):
+    """Why ``item`` must stay because the account does not own it (None when it may go); may raise."""
+    snapshot_id, region = item["snapshot_id"], item["region"]
+    return snapshot_kept_reason(snapshot_id, owners[region].owners_for(snapshot_id), account_ids[region])
+
+
+def preview(to_delete, owners, account_ids, errors, kept):
+    """Check mode: the planned snapshots the account owns, described like a real run would."""
+    deleted = []
+    for item in to_delete:
+        try:
+            reason = not_owned_reason(item, owners, account_ids)
+        except Exception as exc:  # pylint: disable=broad-except
+            errors.append(error_entry(item["snapshot_id"], item["region"], exc, "describe_snapshots"))
+            continue
+        if reason:
+            kept.append(kept_snapshot(item, reason))
+        else:
+            deleted.append(snapshot_result(item))
+    return deleted
+
+
+def apply_plan(
+    deregister_clients, delete_clients, owners, account_ids, to_deregister, to_delete, max_concurrency, errors, kept
+):
     """Deregister each AMI, and delete each snapshot as soon as every expiring AMI that uses it is gone.
 
     Deleting in the same thread right after the deregistration keeps the DeregisterImage and
-    DeleteSnapshot rate limits busy at once, instead of one phase after the other.
+    DeleteSnapshot rate limits busy at once, instead of one phase after the other.  EC2 throttles
+    each of the two APIs in its own bucket, while botocore's adaptive rate limiter is per client:
+    each API gets its own clients, so that throttled deregistrations never slow the deletes down.
+    A released snapshot the account does not own (``owners``, described as needed) stays in ``kept``.
     Returns (deregistered, deleted).
     """
     users_left = {(item["region"], item["snapshot_id"]): set(item["image_ids"]) for item in to_delete}
@@ -315,7 +390,7 @@ def apply_plan(clients, to_deregister, to_delete, max_concurrency, errors, kept)
     lock = threading.Lock()
 
     def purge(image):
-        deregister_image(clients[image["region"]], image)
+        deregister_image(deregister_clients[image["region"]], image)
         released = []
         with lock:
             for snapshot in snapshots_of.get((image["region"], image["image_id"]), []):
@@ -325,11 +400,15 @@ def apply_plan(clients, to_deregister, to_delete, max_concurrency, errors, kept)
                     released.append(snapshot)
         outcomes = []
         for snapshot in released:
+            action = "describe_snapshots"
             try:
-                delete_snapshot(clients[snapshot["region"]], snapshot)
-                outcomes.append((snapshot, None))
+                reason = not_owned_reason(snapshot, owners, account_ids)
+                if not reason:
+                    action = "delete_snapshot"
+                    delete_snapshot(delete_clients[snapshot["region"]], snapshot)
+                outcomes.append((snapshot, reason, action, None))
             except Exception as exc:  # pylint: disable=broad-except
-                outcomes.append((snapshot, exc))
+                outcomes.append((snapshot, None, action, exc))
         return outcomes
 
     deregistered, deleted = [], []
@@ -338,26 +417,28 @@ def apply_plan(clients, to_deregister, to_delete, max_concurrency, errors, kept)
             errors.append(error_entry(image["image_id"], image["region"], exc, "deregister_image"))
             continue
         deregistered.append(image)
-        for snapshot, snapshot_exc in outcomes:
+        for snapshot, reason, action, snapshot_exc in outcomes:
             if snapshot_exc:
-                errors.append(error_entry(snapshot["snapshot_id"], snapshot["region"], snapshot_exc, "delete_snapshot"))
+                errors.append(error_entry(snapshot["snapshot_id"], snapshot["region"], snapshot_exc, action))
+            elif reason:
+                kept.append(kept_snapshot(snapshot, reason))
             else:
                 deleted.append(snapshot_result(snapshot))
 
-    names = {(item["region"], item["image_id"]): item.get("name") for item in to_deregister}
     for item in to_delete:
         blocking = sorted(users_left[(item["region"], item["snapshot_id"])])
         if blocking:
-            kept.append(
-                {
-                    "snapshot_id": item["snapshot_id"],
-                    "image_id": item["image_id"],
-                    "name": names.get((item["region"], item["image_id"])),
-                    "region": item["region"],
-                    "reason": "not deleted: {0} could not be deregistered".format(", ".join(blocking)),
-                }
-            )
+            kept.append(kept_snapshot(item, "not deleted: {0} could not be deregistered".format(", ".join(blocking))))
     return deregistered, deleted
+
+
+def with_deleted_snapshot_ids(deregistered, deleted):
+    """Each AMI's ``snapshot_ids``: those of its planned snapshots that were (or would be) deleted."""
+    gone = {(item["region"], item["snapshot_id"]) for item in deleted}
+    return [
+        dict(image, snapshot_ids=[sid for sid in image["snapshot_ids"] if (image["region"], sid) in gone])
+        for image in deregistered
+    ]
 
 
 def main():
@@ -376,22 +457,37 @@ def main():
     regions = target_regions(module)
     clients = regional_clients(module, "ec2", regions, max_concurrency)
     errors, warnings, plans = [], [], []
-    for region, described, exc in run_concurrently(lambda r: describe_region(clients[r]), regions, max_concurrency):
+    for region, images, exc in run_concurrently(lambda r: describe_region(clients[r]), regions, max_concurrency):
         if exc:
             errors.append(error_entry(region, region, exc, "describe"))
         else:
-            plans.append(plan_region(region, described, options))
+            plans.append(plan_region(region, images, options))
+
+    owners = {}
+    for plan, region_owners, exc in run_concurrently(
+        lambda plan: snapshot_owners(clients[plan["region"]], plan), plans, max_concurrency
+    ):
+        if exc:
+            errors.append(error_entry(plan["region"], plan["region"], exc, "describe"))
+        else:
+            owners[plan["region"]] = region_owners
+    plans = [plan for plan in plans if plan["region"] in owners]
 
     to_deregister = [item for plan in plans for item in plan["deregister"]]
     to_delete = [item for plan in plans for item in plan["snapshots"]]
     kept = [item for plan in plans for item in plan["kept"]]
+    account_ids = {plan["region"]: plan["account_id"] for plan in plans}
     for plan in plans:
         warnings.extend(plan["warnings"])
 
     if module.check_mode:
-        deregistered, deleted = to_deregister, [snapshot_result(item) for item in to_delete]
+        deregistered, deleted = to_deregister, preview(to_delete, owners, account_ids, errors, kept)
     else:
-        deregistered, deleted = apply_plan(clients, to_deregister, to_delete, max_concurrency, errors, kept)
+        delete_clients = regional_clients(module, "ec2", regions, max_concurrency)
+        deregistered, deleted = apply_plan(
+            clients, delete_clients, owners, account_ids, to_deregister, to_delete, max_concurrency, errors, kept
+        )
+    deregistered = with_deleted_snapshot_ids(deregistered, deleted)
 
     for warning in warnings:
         module.warn(warning)

@@ -178,6 +178,34 @@ def test_snapshots_shared_with_a_remaining_ami_stay_and_one_shared_by_two_expire
     assert snapshot_of(ec2, copy) == kept_snapshot
 
 
+def test_a_snapshot_another_account_owns_stays_after_its_ami_is_deregistered(aws, play):
+    ec2 = aws.ec2("us-east-1")
+    [instance_id] = fleet.launch(ec2, {"Backup": ""})
+    foreign_image = seed_backup(ec2, "us-east-1", instance_id, 20, -13)
+    own_image = seed_backup(ec2, "us-east-1", instance_id, 15, -8)
+    seed_backup(ec2, "us-east-1", instance_id, 1, 6)
+    foreign_snapshot, own_snapshot = snapshot_of(ec2, foreign_image), snapshot_of(ec2, own_image)
+    fleet.set_snapshot("us-east-1", foreign_snapshot, owner_id="999988887777")
+
+    preview = play([purge_task(check_mode=True)]).result("purge")
+    result = play([purge_task()]).result("purge")
+
+    for outcome in (preview, result):
+        assert outcome["errors"] == []
+        assert ids(outcome["deregistered"]) == sorted([foreign_image, own_image])
+        assert {item["image_id"]: item["snapshot_ids"] for item in outcome["deregistered"]} == {
+            foreign_image: [],
+            own_image: [own_snapshot],
+        }
+        assert ids(outcome["deleted_snapshots"], "snapshot_id") == [own_snapshot]
+        assert [(item["snapshot_id"], item["reason"]) for item in outcome["kept"] if "snapshot_id" in item] == [
+            (foreign_snapshot, "owned by 999988887777, not by this account")
+        ]
+    remaining = {snapshot["SnapshotId"] for snapshot in ec2.describe_snapshots()["Snapshots"]}
+    assert foreign_snapshot in remaining and own_snapshot not in remaining
+    assert foreign_image not in fleet.images(ec2)
+
+
 def test_as_of_previews_a_later_purge_in_check_mode_and_keep_last_limits_the_count(aws, play):
     ec2 = aws.ec2("us-east-1")
     [web] = fleet.launch(ec2, {"Backup": ""})

@@ -5,6 +5,7 @@ import pytest
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import check_purge_counts
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import image_source
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import plan_purge
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import snapshot_kept_reason
 
 ACCOUNT = "123456789012"
 OTHER_ACCOUNT = "999999999999"
@@ -43,17 +44,8 @@ def image(image_id, source="i-0aaaaaaaaaaaaaaa1", age=0, delete_on=None, state="
     return item
 
 
-def own_snapshots(images, owner=ACCOUNT):
-    return [
-        {"SnapshotId": mapping["Ebs"]["SnapshotId"], "OwnerId": owner}
-        for item in images
-        for mapping in item["BlockDeviceMappings"]
-    ]
-
-
-def plan(images, snapshots=None, as_of=TODAY, **options):
-    snapshots = own_snapshots(images) if snapshots is None else snapshots
-    return plan_purge(REGION, images, snapshots, ACCOUNT, as_of, **options)
+def plan(images, as_of=TODAY, **options):
+    return plan_purge(REGION, images, ACCOUNT, as_of, **options)
 
 
 def ids(items):
@@ -177,23 +169,13 @@ def test_a_snapshot_shared_by_two_expiring_amis_is_planned_once_after_both():
     assert not [item for item in result["kept"] if "snapshot_id" in item]
 
 
-def test_a_snapshot_not_owned_by_the_account_is_never_planned():
-    images = [
-        image("ami-old", age=9, delete_on=days(-2), snapshots=["snap-foreign", "snap-unlisted", "snap-own"]),
-        image("ami-newest", age=1, delete_on=days(6)),
-    ]
-    snapshots = [
-        {"SnapshotId": "snap-foreign", "OwnerId": OTHER_ACCOUNT},
-        {"SnapshotId": "snap-own", "OwnerId": ACCOUNT},
-        {"SnapshotId": "snap-ami-newest", "OwnerId": ACCOUNT},
-    ]
-    result = plan(images, snapshots)
-    assert [item["snapshot_id"] for item in result["snapshots"]] == ["snap-own"]
-    reasons = {item["snapshot_id"]: item["reason"] for item in result["kept"] if "snapshot_id" in item}
-    assert reasons == {
-        "snap-foreign": "owned by {0}, not by this account".format(OTHER_ACCOUNT),
-        "snap-unlisted": "not among this account's snapshots",
-    }
+def test_a_snapshot_not_owned_by_the_account_stays_with_the_reason():
+    owners = {"snap-foreign": OTHER_ACCOUNT, "snap-own": ACCOUNT}
+    assert snapshot_kept_reason("snap-own", owners, ACCOUNT) is None
+    assert snapshot_kept_reason("snap-foreign", owners, ACCOUNT) == "owned by {0}, not by this account".format(
+        OTHER_ACCOUNT
+    )
+    assert snapshot_kept_reason("snap-unlisted", owners, ACCOUNT) == "not among this account's snapshots"
 
 
 def test_images_of_another_owner_and_unmanaged_images_are_never_planned():
@@ -209,8 +191,12 @@ def test_images_of_another_owner_and_unmanaged_images_are_never_planned():
 
 def test_legacy_amis_are_purged_only_with_adopt_legacy():
     legacy = [
-        image("ami-l-old", managed=False, age=20, delete_on=days(-13), name="Lambda - i-0ccccccccccccccc3 from 2026-11-03"),
-        image("ami-l-new", managed=False, age=10, delete_on=days(-3), name="Lambda - i-0ccccccccccccccc3 from 2026-11-13"),
+        image(
+            "ami-l-old", managed=False, age=20, delete_on=days(-13), name="Lambda - i-0ccccccccccccccc3 from 2026-11-03"
+        ),
+        image(
+            "ami-l-new", managed=False, age=10, delete_on=days(-3), name="Lambda - i-0ccccccccccccccc3 from 2026-11-13"
+        ),
         image("ami-anon-old", managed=False, age=30, delete_on=days(-20), name="nightly-2026-10-24"),
         image("ami-anon-new", managed=False, age=15, delete_on=days(-8), name="nightly-2026-11-08"),
         image("ami-no-delete-on", managed=False, age=40, name="Lambda - i-0ccccccccccccccc3 from 2026-10-14"),
@@ -224,7 +210,9 @@ def test_legacy_amis_are_purged_only_with_adopt_legacy():
     assert by_id["ami-l-old"]["source_instance_id"] == "i-0ccccccccccccccc3"
     assert by_id["ami-anon-old"]["source_instance_id"] is None
     reasons = kept_reasons(result)
-    assert reasons["ami-anon-new"] == "one of the newest 1 available backup(s) of legacy AMIs of unknown source (keep_min)"
+    assert (
+        reasons["ami-anon-new"] == "one of the newest 1 available backup(s) of legacy AMIs of unknown source (keep_min)"
+    )
     assert "ami-no-delete-on" not in reasons
 
 

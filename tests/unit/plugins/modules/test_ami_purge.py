@@ -16,7 +16,7 @@ def stubbed_client():
     return client, Stubber(client)
 
 
-def test_describe_region_follows_next_token_for_images_and_snapshots():
+def test_describe_region_follows_next_token():
     client, stubber = stubbed_client()
     stubber.add_response(
         "describe_images",
@@ -28,17 +28,42 @@ def test_describe_region_follows_next_token_for_images_and_snapshots():
         {"Images": [{"ImageId": "ami-2"}]},
         {"Owners": ["self"], "IncludeDisabled": True, "NextToken": "page-2"},
     )
-    stubber.add_response(
-        "describe_snapshots", {"Snapshots": [{"SnapshotId": "snap-1"}], "NextToken": "s2"}, {"OwnerIds": ["self"]}
-    )
-    stubber.add_response(
-        "describe_snapshots", {"Snapshots": [{"SnapshotId": "snap-2"}]}, {"OwnerIds": ["self"], "NextToken": "s2"}
-    )
     with stubber:
-        images, snapshots = ami_purge.describe_region(client)
+        images = ami_purge.describe_region(client)
     stubber.assert_no_pending_responses()
     assert [image["ImageId"] for image in images] == ["ami-1", "ami-2"]
-    assert [snapshot["SnapshotId"] for snapshot in snapshots] == ["snap-1", "snap-2"]
+
+
+def owners_filter(snapshot_ids, **extra):
+    return dict({"OwnerIds": ["self"], "Filters": [{"Name": "snapshot-id", "Values": snapshot_ids}]}, **extra)
+
+
+def test_snapshot_owners_describes_only_planned_snapshots_a_batch_at_a_time_when_first_needed():
+    client, stubber = stubbed_client()
+    planned = ["snap-{0:03d}".format(number) for number in range(150)]
+    first, second = planned[:100], planned[100:]
+    stubber.add_response(
+        "describe_snapshots",
+        {"Snapshots": [{"SnapshotId": sid, "OwnerId": "111122223333"} for sid in first[:60]], "NextToken": "p2"},
+        owners_filter(first),
+    )
+    stubber.add_response(
+        "describe_snapshots",
+        {"Snapshots": [{"SnapshotId": sid, "OwnerId": "111122223333"} for sid in first[60:]]},
+        owners_filter(first, NextToken="p2"),
+    )
+    owners = ami_purge.SnapshotOwners(client, planned)
+    with stubber:
+        assert owners.owners_for("snap-000")["snap-099"] == "111122223333"
+        assert owners.owners_for("snap-042")["snap-000"] == "111122223333"
+        stubber.assert_no_pending_responses()
+        stubber.add_response(
+            "describe_snapshots",
+            {"Snapshots": [{"SnapshotId": "snap-120", "OwnerId": "444455556666"}]},
+            owners_filter(second),
+        )
+        assert owners.owners_for("snap-149").get("snap-120") == "444455556666"
+    stubber.assert_no_pending_responses()
 
 
 def dereg(image_id):
@@ -46,34 +71,56 @@ def dereg(image_id):
 
 
 def snapshot(snapshot_id, *image_ids):
-    return {"snapshot_id": snapshot_id, "image_id": image_ids[0], "image_ids": list(image_ids), "region": "eu-west-1"}
+    return {
+        "snapshot_id": snapshot_id,
+        "image_id": image_ids[0],
+        "image_ids": list(image_ids),
+        "name": image_ids[0] + "-name",
+        "region": "eu-west-1",
+    }
 
 
-def test_each_snapshot_goes_right_after_its_last_ami_and_never_after_a_failed_deregister():
-    client, stubber = stubbed_client()
-    stubber.add_response("deregister_image", {}, {"ImageId": "ami-ok"})
-    stubber.add_response("delete_snapshot", {}, {"SnapshotId": "snap-ok"})
-    stubber.add_client_error("deregister_image", "UnauthorizedOperation", "not authorized", 403)
-    stubber.add_client_error("deregister_image", "InvalidAMIID.Unavailable", "no longer available")
-    stubber.add_client_error("delete_snapshot", "InvalidSnapshot.InUse", "in use by ami-x")
+def test_each_snapshot_goes_right_after_its_last_ami_and_never_after_a_failed_deregister_or_when_foreign():
+    deregister_client, deregister_stubber = stubbed_client()
+    delete_client, delete_stubber = stubbed_client()
+    owned = ["snap-ok", "snap-shared", "snap-refused", "snap-in-use"]
+    deregister_stubber.add_response("deregister_image", {}, {"ImageId": "ami-ok"})
+    deregister_stubber.add_response(
+        "describe_snapshots",
+        {
+            "Snapshots": [{"SnapshotId": sid, "OwnerId": "111122223333"} for sid in owned]
+            + [{"SnapshotId": "snap-foreign", "OwnerId": "444455556666"}]
+        },
+        owners_filter(owned + ["snap-foreign"]),
+    )
+    delete_stubber.add_response("delete_snapshot", {}, {"SnapshotId": "snap-ok"})
+    deregister_stubber.add_client_error("deregister_image", "UnauthorizedOperation", "not authorized", 403)
+    deregister_stubber.add_client_error("deregister_image", "InvalidAMIID.Unavailable", "no longer available")
+    delete_stubber.add_client_error("delete_snapshot", "InvalidSnapshot.InUse", "in use by ami-x")
     errors, kept = [], []
     to_delete = [
         snapshot("snap-ok", "ami-ok"),
         snapshot("snap-shared", "ami-ok", "ami-refused"),
         snapshot("snap-refused", "ami-refused"),
         snapshot("snap-in-use", "ami-gone-already"),
+        snapshot("snap-foreign", "ami-gone-already"),
     ]
+    owners = {"eu-west-1": ami_purge.SnapshotOwners(deregister_client, [item["snapshot_id"] for item in to_delete])}
 
-    with stubber:
+    with deregister_stubber, delete_stubber:
         deregistered, deleted = ami_purge.apply_plan(
-            {"eu-west-1": client},
+            {"eu-west-1": deregister_client},
+            {"eu-west-1": delete_client},
+            owners,
+            {"eu-west-1": "111122223333"},
             [dereg("ami-ok"), dereg("ami-refused"), dereg("ami-gone-already")],
             to_delete,
             1,
             errors,
             kept,
         )
-    stubber.assert_no_pending_responses()
+    deregister_stubber.assert_no_pending_responses()
+    delete_stubber.assert_no_pending_responses()
 
     assert [item["image_id"] for item in deregistered] == ["ami-ok", "ami-gone-already"]
     assert deleted == [{"snapshot_id": "snap-ok", "image_id": "ami-ok", "image_ids": ["ami-ok"], "region": "eu-west-1"}]
@@ -82,6 +129,7 @@ def test_each_snapshot_goes_right_after_its_last_ami_and_never_after_a_failed_de
         ("snap-in-use", "InvalidSnapshot.InUse", "delete_snapshot"),
     ]
     assert [(item["snapshot_id"], item["reason"]) for item in kept] == [
+        ("snap-foreign", "owned by 444455556666, not by this account"),
         ("snap-shared", "not deleted: ami-refused could not be deregistered"),
         ("snap-refused", "not deleted: ami-refused could not be deregistered"),
     ]
