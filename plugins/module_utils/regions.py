@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 try:
     import boto3
     import botocore.config
+    import botocore.session
     from botocore.exceptions import BotoCoreError, ClientError
 except ImportError:
     pass  # AnsibleAWSModule reports the missing SDK
@@ -31,26 +32,44 @@ def client_config(max_concurrency):
     )
 
 
-def regional_clients(module, service, regions, max_concurrency):
-    """One client per region, made up front (clients are thread-safe, sessions are not).
+def keep_text(timestamp):
+    return timestamp
 
-    The clients share one boto3 session, built from the module's usual connection options:
+
+def clients_for(module, service, config, regions=None, text_timestamps=False):
+    """``{region: client}`` for ``regions`` (default: the module's region), sharing one boto3 session
+    built from the module's connection options.
+
     ``module.client`` makes a session per client, and each new session loads the service model
-    again, which costs seconds when ``regions: all`` means dozens of regions.
+    again, which costs seconds when ``regions: all`` means dozens of regions.  With
+    ``text_timestamps`` responses keep their timestamps as the text AWS sent: botocore parses
+    each one with dateutil otherwise, which costs more than the rest of a large listing.
     """
-    unused_region, endpoint_url, connect_kwargs = get_aws_connection_info(module)
-    config = client_config(max_concurrency)
+    module_region, endpoint_url, connect_kwargs = get_aws_connection_info(module)
+    regions = regions or [module_region]
     user_config = connect_kwargs.pop("aws_config", None)
     if user_config is not None:
         config = config.merge(user_config)
     try:
-        session = boto3.session.Session(profile_name=connect_kwargs.pop("profile_name", None))
+        core = botocore.session.Session()
+        if text_timestamps:
+            core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=keep_text)
+        session = boto3.session.Session(profile_name=connect_kwargs.pop("profile_name", None), botocore_session=core)
         return {
-            region: session.client(service, region_name=region, endpoint_url=endpoint_url, config=config, **connect_kwargs)
+            region: session.client(
+                service, region_name=region, endpoint_url=endpoint_url, config=config, **connect_kwargs
+            )
             for region in regions
         }
     except (BotoCoreError, ValueError) as exc:
-        module.fail_json_aws(exc, msg="Could not create {0} clients for {1}".format(service, ", ".join(regions)))
+        module.fail_json_aws(
+            exc, msg="Could not create {0} clients for {1}".format(service, ", ".join(map(str, regions)))
+        )
+
+
+def regional_clients(module, service, regions, max_concurrency):
+    """One client per region, made up front (clients are thread-safe, sessions are not)."""
+    return clients_for(module, service, client_config(max_concurrency), regions)
 
 
 def error_code(exc):
@@ -98,9 +117,13 @@ def resolve_regions(requested, describe_regions, default_region):
         return enabled
     for name in requested:
         if name not in known:
-            raise ValueError("region {0!r} is not an AWS region; known regions: {1}".format(name, ", ".join(sorted(known))))
+            raise ValueError(
+                "region {0!r} is not an AWS region; known regions: {1}".format(name, ", ".join(sorted(known)))
+            )
         if known[name] not in OPTED_IN:
-            raise ValueError("region {0!r} is not enabled for this account (opt-in status {1})".format(name, known[name]))
+            raise ValueError(
+                "region {0!r} is not enabled for this account (opt-in status {1})".format(name, known[name])
+            )
     return list(dict.fromkeys(requested))
 
 

@@ -11,6 +11,8 @@ the bucket: only the keys in flight and the files to delete are held.
 """
 
 import base64
+import datetime
+import email.utils
 import ctypes
 import fnmatch
 import hashlib
@@ -34,6 +36,22 @@ S3Object = namedtuple("S3Object", ["key", "size", "etag", "last_modified", "chec
 
 MD5_ETAG = re.compile(r'^"?([0-9a-f]{32})"?$')
 MULTIPART_ETAG = re.compile(r'^"?([0-9a-f]{32})-([0-9]+)"?$')
+
+
+def epoch_seconds(timestamp):
+    """Seconds since the epoch of an S3 timestamp: ISO 8601 text as S3 lists it
+    (``2026-11-23T01:02:03.000Z``), RFC 1123 text, or a datetime; raises ValueError otherwise."""
+    if isinstance(timestamp, datetime.datetime):
+        moment = timestamp
+    else:
+        text = timestamp.strip()
+        try:
+            moment = datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+        except ValueError:
+            moment = email.utils.parsedate_to_datetime(text)  # RFC 1123, as in HTTP headers
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp()
 
 
 def normalize_prefix(prefix):

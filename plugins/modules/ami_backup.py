@@ -270,7 +270,9 @@ def create_image(client, item):
         return image_result(item, response["ImageId"], "pending")
     except is_boto3_error_code("InvalidAMIName.Duplicate") as duplicate:
         # A retried CreateImage whose first attempt went through: the name is unique per run.
-        existing = client.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [item["name"]]}])["Images"]
+        existing = client.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [item["name"]]}])[
+            "Images"
+        ]
         for image in existing:
             if contract.tag_dict(image).get(contract.SOURCE_INSTANCE_KEY) == item["instance_id"]:
                 return image_result(item, image["ImageId"], image.get("State"))
@@ -343,7 +345,9 @@ def main():
     regions = target_regions(module)
     clients = regional_clients(module, "ec2", regions, max_concurrency)
     errors, warnings, plans = [], [], []
-    for region, described, exc in run_concurrently(lambda r: describe_region(clients[r], options), regions, max_concurrency):
+    for region, described, exc in run_concurrently(
+        lambda r: describe_region(clients[r], options), regions, max_concurrency
+    ):
         if exc:
             errors.append(error_entry(region, region, exc, "describe"))
         else:

@@ -220,6 +220,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import s3_mirror as mirror
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import MAX_ATTEMPTS
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import clients_for
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_code
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_message
 
@@ -286,7 +287,7 @@ def listed_objects(pages):
                 key=item["Key"],
                 size=item["Size"],
                 etag=item.get("ETag", ""),
-                last_modified=item["LastModified"].timestamp(),
+                last_modified=mirror.epoch_seconds(item["LastModified"]),
                 checksum_algorithms=tuple(item.get("ChecksumAlgorithm", ())),
             )
 
@@ -730,7 +731,7 @@ def main():
         retries={"mode": "adaptive", "max_attempts": MAX_ATTEMPTS},
         max_pool_connections=2 * options["max_concurrency"] + 4,
     )
-    client = module.client("s3", config=config)
+    [client] = clients_for(module, "s3", config, text_timestamps=True).values()
     job = Mirror(module, client, options)
     changed = job.run(module.params["delete"], options["max_delete"])
     result = dict(job.result(changed), dest=job.dest)

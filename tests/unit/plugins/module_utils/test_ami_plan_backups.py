@@ -83,7 +83,13 @@ def test_plan_per_instance_with_retention_reboot_and_tags():
 
 
 def test_bad_retention_tag_warns_naming_instance_and_value_and_uses_default():
-    plan = plan_backups("us-east-1", [instance("i-a", Backup="", Retention="forever")], [], options(retention=parse_retention("30d")), NOW)
+    plan = plan_backups(
+        "us-east-1",
+        [instance("i-a", Backup="", Retention="forever")],
+        [],
+        options(retention=parse_retention("30d")),
+        NOW,
+    )
     assert plan["create"][0]["delete_on"] == "2026-12-23"
     assert len(plan["warnings"]) == 1
     assert "i-a" in plan["warnings"][0] and "'forever'" in plan["warnings"][0] and "'30d'" in plan["warnings"][0]
@@ -95,7 +101,9 @@ def test_instances_in_other_states_are_skipped_with_reason():
     assert plan["skipped"] == [
         {"resource": "i-a", "region": "us-east-1", "reason": "instance is stopped; instance_states is running"}
     ]
-    plan = plan_backups("us-east-1", [instance("i-a", "stopped", Backup="")], [], options(instance_states=["running", "stopped"]), NOW)
+    plan = plan_backups(
+        "us-east-1", [instance("i-a", "stopped", Backup="")], [], options(instance_states=["running", "stopped"]), NOW
+    )
     assert [item["instance_id"] for item in plan["create"]] == ["i-a"]
 
 
@@ -110,14 +118,19 @@ def test_min_interval_skips_instances_with_a_recent_live_managed_backup():
     instances = [instance(i, Backup="") for i in ("i-a", "i-b", "i-c", "i-d", "i-e")]
     plan = plan_backups("us-east-1", instances, images, options(), NOW)
     assert [item["instance_id"] for item in plan["create"]] == ["i-b", "i-c", "i-e"]
-    assert [(item["resource"], item["image_id"]) for item in plan["skipped"]] == [("i-a", "ami-recent"), ("i-d", "ami-pending")]
+    assert [(item["resource"], item["image_id"]) for item in plan["skipped"]] == [
+        ("i-a", "ami-recent"),
+        ("i-d", "ami-pending"),
+    ]
     assert "within min_interval" in plan["skipped"][0]["reason"]
     plan = plan_backups("us-east-1", instances, images, options(min_interval=parse_duration("0")), NOW)
     assert len(plan["create"]) == 5
 
 
 def test_policy_is_the_selector_value():
-    plan = plan_backups("us-east-1", [instance("i-a", Backup="ProductionDaily")], [], options(tag_value="ProductionDaily"), NOW)
+    plan = plan_backups(
+        "us-east-1", [instance("i-a", Backup="ProductionDaily")], [], options(tag_value="ProductionDaily"), NOW
+    )
     assert plan["create"][0]["tags"]["BackupPolicy"] == "ProductionDaily"
 
 
@@ -135,7 +148,14 @@ def test_sanitise_name(text, expected):
 
 
 def test_long_names_keep_id_and_timestamp():
-    fields = {"name": "n" * 300, "instance_id": "i-0123456789abcdef0", "policy": "p", "region": "r", "timestamp": "20261123T010000Z", "date": "d"}
+    fields = {
+        "name": "n" * 300,
+        "instance_id": "i-0123456789abcdef0",
+        "policy": "p",
+        "region": "r",
+        "timestamp": "20261123T010000Z",
+        "date": "d",
+    }
     name = ami_name(DEFAULT_NAME_TEMPLATE, fields)
     assert len(name) == 128
     assert name.endswith("-i-0123456789abcdef0-20261123T010000Z")

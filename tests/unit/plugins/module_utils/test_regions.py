@@ -1,12 +1,16 @@
+import datetime
 import threading
 import time
 
 import boto3
+import botocore.config
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
+from moto import mock_aws
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import by_region
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import clients_for
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_entry
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import paginate
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import resolve_regions
@@ -38,7 +42,10 @@ def test_all_means_every_enabled_region():
 
 
 def test_explicit_regions_are_validated_and_deduplicated():
-    assert resolve_regions(["us-east-1", "eu-west-1", "us-east-1"], describe_regions, None) == ["us-east-1", "eu-west-1"]
+    assert resolve_regions(["us-east-1", "eu-west-1", "us-east-1"], describe_regions, None) == [
+        "us-east-1",
+        "eu-west-1",
+    ]
     with pytest.raises(ValueError, match="region 'eu-west-9' is not an AWS region"):
         resolve_regions(["eu-west-1", "eu-west-9"], describe_regions, None)
     with pytest.raises(ValueError, match="region 'me-south-1' is not enabled for this account"):
@@ -120,3 +127,41 @@ def test_work_spread_by_region_is_taken_round_robin():
     assert sorted((item["region"], item["n"]) for item, value, error in outcomes) == sorted(
         (item["region"], item["n"]) for item in items
     )
+
+
+class ConnectionOptions:
+    """The connection options an AnsibleAWSModule carries, for clients_for."""
+
+    def __init__(self, **params):
+        self.params = dict(access_key="testing", secret_key="testing", region="eu-west-1", validate_certs=True)
+        self.params.update(params)
+
+    def fail_json_aws(self, exc, msg):
+        raise AssertionError(msg)
+
+
+def test_clients_share_one_session_and_text_timestamps_come_back_as_sent():
+    with mock_aws():
+        listed = {}
+        for text_timestamps in (False, True):
+            clients = clients_for(
+                ConnectionOptions(), "s3", botocore.config.Config(), ["eu-west-1", "us-east-1"], text_timestamps
+            )
+            assert clients["eu-west-1"].meta.region_name == "eu-west-1"
+            assert clients["us-east-1"].meta.region_name == "us-east-1"
+            s3 = clients["us-east-1"]
+            if not text_timestamps:
+                s3.create_bucket(Bucket="listing-bucket")
+                s3.put_object(Bucket="listing-bucket", Key="a", Body=b"x")
+            listed[text_timestamps] = s3.list_objects_v2(Bucket="listing-bucket")["Contents"][0]["LastModified"]
+    parsed, text = listed[False], listed[True]
+    assert isinstance(parsed, datetime.datetime)
+    assert isinstance(text, str) and text.endswith("Z")
+    assert datetime.datetime.fromisoformat(text.replace("Z", "+00:00")) == parsed
+
+
+def test_clients_default_to_the_module_region():
+    [(region, client)] = clients_for(
+        ConnectionOptions(region="ap-southeast-2"), "ec2", botocore.config.Config()
+    ).items()
+    assert region == client.meta.region_name == "ap-southeast-2"

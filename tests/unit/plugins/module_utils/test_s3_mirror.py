@@ -1,4 +1,5 @@
 import base64
+import datetime
 import hashlib
 import json
 import os
@@ -275,3 +276,24 @@ def test_index_commit_flushes_the_written_files_or_the_filesystem(tmp_path, monk
     write_index(tmp_path, [entry("a")]).commit()
     assert len(synced) == 1 and flushed == [str(tmp_path)]
     assert [item.key for item in m.IndexReader(str(tmp_path / m.INDEX_NAME), "b", "p/")] == ["a"]
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "2026-11-23T01:02:03.000Z",
+        "2026-11-23T01:02:03Z",
+        "2026-11-23T02:02:03.000+01:00",
+        "Mon, 23 Nov 2026 01:02:03 GMT",
+        datetime.datetime(2026, 11, 23, 1, 2, 3, tzinfo=datetime.timezone.utc),
+    ],
+)
+def test_epoch_seconds_of_s3_timestamps(timestamp):
+    assert (
+        m.epoch_seconds(timestamp) == datetime.datetime(2026, 11, 23, 1, 2, 3, tzinfo=datetime.timezone.utc).timestamp()
+    )
+
+
+def test_epoch_seconds_rejects_what_is_not_a_timestamp():
+    with pytest.raises(ValueError):
+        m.epoch_seconds("yesterday")

@@ -30,7 +30,11 @@ def expect_duplicate(stubber, owner_instance):
         "describe_images",
         {
             "Images": [
-                {"ImageId": "ami-0first", "State": "pending", "Tags": [{"Key": "SourceInstanceId", "Value": owner_instance}]}
+                {
+                    "ImageId": "ami-0first",
+                    "State": "pending",
+                    "Tags": [{"Key": "SourceInstanceId", "Value": owner_instance}],
+                }
             ]
         },
         {"Owners": ["self"], "Filters": [{"Name": "name", "Values": [ITEM["name"]]}]},
