@@ -261,6 +261,15 @@ class Tools:
             )
         return elapsed
 
+    def ansible_alone(self):
+        """ansible-playbook itself: one play on localhost with one debug task, no AWS module."""
+        playbook = self.workdir / "noop.yml"
+        playbook.write_text("- hosts: localhost\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug: {}\n")
+        command = [str(REPO / ".venv" / "bin" / "ansible-playbook"), str(playbook)]
+        started = time.monotonic()
+        subprocess.run(command, cwd=str(self.workdir), env=self.ansible_env, capture_output=True, check=True)
+        return time.monotonic() - started
+
     def ansible_overhead(self):
         """ansible-playbook + module start-up: s3_mirror on an empty prefix."""
         dest = str(self.workdir / "overhead")
@@ -298,7 +307,7 @@ def main():
     workdir = Path(tempfile.mkdtemp(prefix="bench-s3-mirror-"))
     samples = {tool: {"cold": [], "warm": [], "1%-changed": []} for tool in TOOLS + [FLOOR]}
     correctness = {tool: {} for tool in TOOLS + [FLOOR]}
-    overheads = []
+    overheads, alone = [], []
     try:
         with MotoServer(workdir) as server:
             tools = Tools(server.endpoint, workdir, args.concurrency)
@@ -311,6 +320,7 @@ def main():
             expected = seed(server.endpoint, args.small, args.small_size, args.multipart, args.multipart_size, rng)
             for round_number in range(1, args.repeat + 1):
                 overheads.append(tools.ansible_overhead())
+                alone.append(tools.ansible_alone())
                 phases = [("cold", TOOLS + [FLOOR]), ("warm", TOOLS), ("1%-changed", TOOLS)]
                 for phase, phase_tools in phases:
                     if phase == "1%-changed":
@@ -340,6 +350,7 @@ def main():
     overhead = statistics.median(overheads)
     print()
     print("medians of {0} round(s); load average now {1:.1f}".format(args.repeat, os.getloadavg()[0]))
+    print("ansible-playbook alone (one debug task): {0:.2f} s".format(statistics.median(alone)))
     print("ansible-playbook + module start-up (s3_mirror on an empty prefix): {0:.2f} s".format(overhead))
     print("{0:<15} {1:>9} {2:>9} {3:>11}   correct after 1%-changed".format("tool", "cold s", "warm s", "1%-chg s"))
     for tool in TOOLS:
@@ -379,6 +390,7 @@ def main():
             {
                 "args": vars(args),
                 "ansible_overhead": overheads,
+                "ansible_alone": alone,
                 "samples": samples,
                 "medians": times,
                 "correctness": {
