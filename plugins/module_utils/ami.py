@@ -283,8 +283,9 @@ def plan_purge(region, images, account_id, as_of, keep_min=1, keep_last=None, ad
     """Decide, for one region, which AMIs to deregister and which snapshots to delete after them.
 
     ``images``: every AMI the account owns in the region (all of them, not only ours, so that a
-    snapshot another AMI uses is seen).  ``as_of``: the date whose expired backups go.  ``keep_min``: available backups always kept per source;
-    ``keep_last``: when set, available backups beyond this count go even before they expire.
+    snapshot another AMI uses is seen).  ``as_of``: the date whose expired backups go.
+    ``keep_min``: available backups always kept per source; ``keep_last``: when set, available
+    backups beyond this count go even before they expire.
 
     Returns ``{"deregister": [...], "snapshots": [...], "kept": [...], "warnings": [...]}``:
     ``deregister`` items are result-shaped (image_id, name, region, source_instance_id,

@@ -255,7 +255,7 @@ def describe_region(client):
 
 
 class SnapshotOwners:
-    """The owners of one region's planned snapshots, described in batches when first needed.
+    """Whether the account owns each of one region's planned snapshots, described in batches when first needed.
 
     Only the snapshots the purge may delete are described, not all of the account's, and a batch
     at a time in the order the deletes come, so that the first deletes do not wait for the last
@@ -265,8 +265,9 @@ class SnapshotOwners:
 
     BATCH = 100  # values per DescribeSnapshots filter, well under EC2's limit
 
-    def __init__(self, client, snapshot_ids):
+    def __init__(self, client, snapshot_ids, account_id):
         self.client = client
+        self.account_id = account_id
         self.batches = [snapshot_ids[start : start + self.BATCH] for start in range(0, len(snapshot_ids), self.BATCH)]
         self.batch_of = {snapshot_id: number for number, batch in enumerate(self.batches) for snapshot_id in batch}
         self.locks = [threading.Lock() for _batch in self.batches]
@@ -289,11 +290,15 @@ class SnapshotOwners:
                 self.described.add(number)
         return self.owners
 
+    def kept_reason(self, snapshot_id):
+        """Why the snapshot must stay because the account does not own it; None when it may go. May raise."""
+        return snapshot_kept_reason(snapshot_id, self.owners_for(snapshot_id), self.account_id)
+
 
 def snapshot_owners(client, plan):
     """The region's SnapshotOwners, its first batch described already, so that a missing permission
     or a failing DescribeSnapshots stops the region before anything in it changes."""
-    owners = SnapshotOwners(client, [item["snapshot_id"] for item in plan["snapshots"]])
+    owners = SnapshotOwners(client, [item["snapshot_id"] for item in plan["snapshots"]], plan["account_id"])
     if plan["snapshots"]:
         owners.owners_for(plan["snapshots"][0]["snapshot_id"])
     return owners
@@ -348,18 +353,12 @@ def kept_snapshot(item, reason):
     return {key: item[key] for key in ("snapshot_id", "image_id", "name", "region")} | {"reason": reason}
 
 
-def not_owned_reason(item, owners, account_ids):
-    """Why ``item`` must stay because the account does not own it (None when it may go); may raise."""
-    snapshot_id, region = item["snapshot_id"], item["region"]
-    return snapshot_kept_reason(snapshot_id, owners[region].owners_for(snapshot_id), account_ids[region])
-
-
-def preview(to_delete, owners, account_ids, errors, kept):
+def preview(to_delete, owners, errors, kept):
     """Check mode: the planned snapshots the account owns, described like a real run would."""
     deleted = []
     for item in to_delete:
         try:
-            reason = not_owned_reason(item, owners, account_ids)
+            reason = owners[item["region"]].kept_reason(item["snapshot_id"])
         except Exception as exc:  # pylint: disable=broad-except
             errors.append(error_entry(item["snapshot_id"], item["region"], exc, "describe_snapshots"))
             continue
@@ -370,9 +369,7 @@ def preview(to_delete, owners, account_ids, errors, kept):
     return deleted
 
 
-def apply_plan(
-    deregister_clients, delete_clients, owners, account_ids, to_deregister, to_delete, max_concurrency, errors, kept
-):
+def apply_plan(deregister_clients, delete_clients, owners, to_deregister, to_delete, max_concurrency, errors, kept):
     """Deregister each AMI, and delete each snapshot as soon as every expiring AMI that uses it is gone.
 
     Deleting in the same thread right after the deregistration keeps the DeregisterImage and
@@ -402,7 +399,7 @@ def apply_plan(
         for snapshot in released:
             action = "describe_snapshots"
             try:
-                reason = not_owned_reason(snapshot, owners, account_ids)
+                reason = owners[snapshot["region"]].kept_reason(snapshot["snapshot_id"])
                 if not reason:
                     action = "delete_snapshot"
                     delete_snapshot(delete_clients[snapshot["region"]], snapshot)
@@ -476,16 +473,15 @@ def main():
     to_deregister = [item for plan in plans for item in plan["deregister"]]
     to_delete = [item for plan in plans for item in plan["snapshots"]]
     kept = [item for plan in plans for item in plan["kept"]]
-    account_ids = {plan["region"]: plan["account_id"] for plan in plans}
     for plan in plans:
         warnings.extend(plan["warnings"])
 
     if module.check_mode:
-        deregistered, deleted = to_deregister, preview(to_delete, owners, account_ids, errors, kept)
+        deregistered, deleted = to_deregister, preview(to_delete, owners, errors, kept)
     else:
         delete_clients = regional_clients(module, "ec2", regions, max_concurrency)
         deregistered, deleted = apply_plan(
-            clients, delete_clients, owners, account_ids, to_deregister, to_delete, max_concurrency, errors, kept
+            clients, delete_clients, owners, to_deregister, to_delete, max_concurrency, errors, kept
         )
     deregistered = with_deleted_snapshot_ids(deregistered, deleted)
 

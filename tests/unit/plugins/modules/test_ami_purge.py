@@ -52,7 +52,7 @@ def test_snapshot_owners_describes_only_planned_snapshots_a_batch_at_a_time_when
         {"Snapshots": [{"SnapshotId": sid, "OwnerId": "111122223333"} for sid in first[60:]]},
         owners_filter(first, NextToken="p2"),
     )
-    owners = ami_purge.SnapshotOwners(client, planned)
+    owners = ami_purge.SnapshotOwners(client, planned, "111122223333")
     with stubber:
         assert owners.owners_for("snap-000")["snap-099"] == "111122223333"
         assert owners.owners_for("snap-042")["snap-000"] == "111122223333"
@@ -105,14 +105,14 @@ def test_each_snapshot_goes_right_after_its_last_ami_and_never_after_a_failed_de
         snapshot("snap-in-use", "ami-gone-already"),
         snapshot("snap-foreign", "ami-gone-already"),
     ]
-    owners = {"eu-west-1": ami_purge.SnapshotOwners(deregister_client, [item["snapshot_id"] for item in to_delete])}
+    planned = [item["snapshot_id"] for item in to_delete]
+    owners = {"eu-west-1": ami_purge.SnapshotOwners(deregister_client, planned, "111122223333")}
 
     with deregister_stubber, delete_stubber:
         deregistered, deleted = ami_purge.apply_plan(
             {"eu-west-1": deregister_client},
             {"eu-west-1": delete_client},
             owners,
-            {"eu-west-1": "111122223333"},
             [dereg("ami-ok"), dereg("ami-refused"), dereg("ami-gone-already")],
             to_delete,
             1,
