@@ -23,6 +23,9 @@ def ensure_collection_link():
 
 
 class PlaybookRun:
+    """An ansible-playbook run (json callback): each task's result keeps its own keys, and the task's
+    name is added as ``task_name`` (a result may carry a ``name`` of its own, as pip's does)."""
+
     def __init__(self, process):
         self.rc = process.returncode
         self.stdout = process.stdout
@@ -30,9 +33,11 @@ class PlaybookRun:
         try:
             self.output = json.loads(process.stdout)
         except ValueError:
-            raise AssertionError("ansible-playbook printed no JSON (rc {0}):\n{1}\n{2}".format(self.rc, self.stdout, self.stderr))
+            raise AssertionError(
+                "ansible-playbook printed no JSON (rc {0}):\n{1}\n{2}".format(self.rc, self.stdout, self.stderr)
+            )
         self.tasks = [
-            dict(name=task["task"]["name"], **result)
+            dict(result, task_name=task["task"]["name"])
             for play in self.output["plays"]
             for task in play["tasks"]
             for result in task["hosts"].values()
@@ -40,13 +45,13 @@ class PlaybookRun:
 
     def result(self, name):
         """The result of the (last) task with this name."""
-        matches = [task for task in self.tasks if task["name"] == name]
+        matches = [task for task in self.tasks if task["task_name"] == name]
         if not matches:
-            raise AssertionError("no task named {0!r}; tasks: {1}".format(name, [t["name"] for t in self.tasks]))
+            raise AssertionError("no task named {0!r}; tasks: {1}".format(name, [t["task_name"] for t in self.tasks]))
         return matches[-1]
 
     def __repr__(self):
-        return "PlaybookRun(rc={0}, tasks={1})".format(self.rc, [t["name"] for t in self.tasks])
+        return "PlaybookRun(rc={0}, tasks={1})".format(self.rc, [t["task_name"] for t in self.tasks])
 
 
 def environment(endpoint=None, extra=None):

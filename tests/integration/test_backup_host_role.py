@@ -25,6 +25,7 @@ from tests.harness import fleet
 from tests.harness.ansible_run import ANSIBLE_PLAYBOOK
 from tests.harness.ansible_run import COLLECTIONS
 from tests.harness.ansible_run import CREDENTIALS
+from tests.harness.ansible_run import PlaybookRun
 from tests.harness.ansible_run import ensure_collection_link
 from tests.harness.ansible_run import environment
 
@@ -103,24 +104,6 @@ class Host:
         return yaml.safe_load((self.home / "jobs" / "{0}.yml".format(name)).read_text())
 
 
-class RoleRun:
-    """An ansible-playbook run; results keep their own keys (pip returns a ``name`` of its own)."""
-
-    def __init__(self, process):
-        self.rc = process.returncode
-        self.stdout = process.stdout
-        try:
-            self.output = json.loads(process.stdout)
-        except ValueError:
-            raise AssertionError("no JSON (rc {0}):\n{1}\n{2}".format(self.rc, process.stdout, process.stderr))
-        self.tasks = [
-            dict(result, task_name=task["task"]["name"])
-            for play in self.output["plays"]
-            for task in play["tasks"]
-            for result in task["hosts"].values()
-        ]
-
-
 def run_play(play, workdir, check=False, env=None):
     path = Path(workdir) / "playbook.yml"
     path.write_text(yaml.safe_dump([play], sort_keys=False))
@@ -128,7 +111,7 @@ def run_play(play, workdir, check=False, env=None):
     process = subprocess.run(
         command, cwd=str(workdir), env=environment(extra=env), capture_output=True, text=True, timeout=600, check=False
     )
-    return RoleRun(process)
+    return PlaybookRun(process)
 
 
 @pytest.fixture
@@ -365,7 +348,7 @@ def test_setup_playbook_creates_the_iam_identity_and_schedules_the_jobs(aws, hos
     process = subprocess.run(
         command, cwd=str(host.tmp), env=environment(extra=env), capture_output=True, text=True, timeout=600, check=False
     )
-    run = RoleRun(process)
+    run = PlaybookRun(process)
     assert run.rc == 0, run.stdout
 
     iam = aws.client("iam")

@@ -28,7 +28,7 @@ def iam_role_task(**role_vars):
 
 
 def task_name(task):
-    return task["name"].split(" : ", 1)[-1]
+    return task["task_name"].split(" : ", 1)[-1]
 
 
 def changed_tasks(run):
