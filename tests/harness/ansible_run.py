@@ -50,8 +50,24 @@ class PlaybookRun:
             raise AssertionError("no task named {0!r}; tasks: {1}".format(name, [t["task_name"] for t in self.tasks]))
         return matches[-1]
 
+    def role_result(self, name):
+        """The result of the (last) task with this name, a role's task named without its ``role : `` prefix."""
+        matches = [task for task in self.tasks if short_name(task) == name]
+        if not matches:
+            raise AssertionError("no task named {0!r}; tasks: {1}".format(name, [short_name(t) for t in self.tasks]))
+        return matches[-1]
+
+    def changed_tasks(self):
+        """The names (without a role prefix) of the tasks that reported a change."""
+        return [short_name(task) for task in self.tasks if task.get("changed")]
+
     def __repr__(self):
         return "PlaybookRun(rc={0}, tasks={1})".format(self.rc, [t["task_name"] for t in self.tasks])
+
+
+def short_name(task):
+    """A task's name without the ``role : `` prefix Ansible gives the tasks of a role."""
+    return task["task_name"].split(" : ", 1)[-1]
 
 
 def environment(endpoint=None, extra=None):

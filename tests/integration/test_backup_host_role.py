@@ -119,18 +119,6 @@ def host(tmp_path):
     return Host(tmp_path)
 
 
-def task_name(task):
-    return task["task_name"].split(" : ", 1)[-1]
-
-
-def changed(run):
-    return [task_name(task) for task in run.tasks if task.get("changed")]
-
-
-def role_result(run, name):
-    return [task for task in run.tasks if task_name(task) == name][-1]
-
-
 def test_role_writes_cron_entries_wrapper_vars_and_logrotate_then_rerun_changes_nothing(host):
     first = host.run()
     assert first.rc == 0, first.stdout
@@ -171,7 +159,7 @@ def test_role_writes_cron_entries_wrapper_vars_and_logrotate_then_rerun_changes_
 
     second = host.run()
     assert second.rc == 0, second.stdout
-    assert changed(second) == []
+    assert second.changed_tasks() == []
 
 
 def test_removing_a_job_removes_its_cron_entry_and_vars_file(host):
@@ -253,8 +241,8 @@ def test_check_mode_shows_the_runtime_install_and_writes_nothing(host):
     run = host.run(check=True, backup_host_install_runtime=True)
     assert run.rc == 0, run.stdout
 
-    assert role_result(run, "Install ansible-core and boto3 into the virtualenv")["changed"] is True
-    galaxy = role_result(run, "Install the collections the jobs use")
+    assert run.role_result("Install ansible-core and boto3 into the virtualenv")["changed"] is True
+    galaxy = run.role_result("Install the collections the jobs use")
     assert galaxy["skipped"] is True
     assert galaxy["cmd"] == [
         str(host.home / "venv" / "bin" / "ansible-galaxy"),
@@ -265,7 +253,7 @@ def test_check_mode_shows_the_runtime_install_and_writes_nothing(host):
         "amazon.aws:>=10.0.0",
         "opsvault.aws_backup",
     ]
-    assert "Schedule each job" in changed(run)
+    assert "Schedule each job" in run.changed_tasks()
     assert not host.root.exists()
 
 
@@ -280,16 +268,16 @@ def test_runtime_install_creates_the_virtualenv_with_pip_offline(host):
     )
     first = host.run(**options)
     assert first.rc == 0, first.stdout
-    assert role_result(first, "Install ansible-core and boto3 into the virtualenv")["changed"] is True
+    assert first.role_result("Install ansible-core and boto3 into the virtualenv")["changed"] is True
     venv_python = host.home / "venv" / "bin" / "python"
     assert (
         subprocess.run([str(venv_python), "-m", "pip", "--version"], capture_output=True, check=False).returncode == 0
     )
-    assert role_result(first, "Install the collections the jobs use").get("skipped") is True
+    assert first.role_result("Install the collections the jobs use").get("skipped") is True
 
     second = host.run(**options)
     assert second.rc == 0, second.stdout
-    assert changed(second) == []
+    assert second.changed_tasks() == []
 
 
 @pytest.mark.parametrize(

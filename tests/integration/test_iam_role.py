@@ -27,18 +27,6 @@ def iam_role_task(**role_vars):
     return {"name": "iam", "ansible.builtin.include_role": {"name": "opsvault.aws_backup.iam"}, "vars": role_vars}
 
 
-def task_name(task):
-    return task["task_name"].split(" : ", 1)[-1]
-
-
-def changed_tasks(run):
-    return [task_name(task) for task in run.tasks if task.get("changed")]
-
-
-def role_result(run, name):
-    return [task for task in run.tasks if task_name(task) == name][-1]
-
-
 def document(value):
     return json.loads(urllib.parse.unquote(value)) if isinstance(value, str) else value
 
@@ -57,7 +45,7 @@ def test_iam_role_check_mode_then_create_then_rerun_changes_nothing(aws, aws_man
     preview = play([iam_role_task(**role_vars)], check=True)
     assert preview.rc == 0, preview.stdout
     assert {"Create the least-privilege managed policy", "Create the role EC2 instances assume"} <= set(
-        changed_tasks(preview)
+        preview.changed_tasks()
     )
     assert iam.list_roles()["Roles"] == []
     assert iam.list_policies(Scope="Local")["Policies"] == []
@@ -65,7 +53,7 @@ def test_iam_role_check_mode_then_create_then_rerun_changes_nothing(aws, aws_man
 
     created = play([iam_role_task(**role_vars)])
     assert created.rc == 0, created.stdout
-    assert "Create the instance profile holding the role" in changed_tasks(created)
+    assert "Create the instance profile holding the role" in created.changed_tasks()
 
     expected = policy_document(
         DEFAULT_FEATURES + [{"name": "s3_mirror", "bucket": "seed-images", "prefix": "uploads/"}]
@@ -87,14 +75,14 @@ def test_iam_role_check_mode_then_create_then_rerun_changes_nothing(aws, aws_man
     assert [item["RoleName"] for item in profile["Roles"]] == [ROLE]
     assert {tag["Key"]: tag["Value"] for tag in role.get("Tags", [])} == {"CreatedBy": "opsvault.aws_backup"}
 
-    facts = role_result(created, "Publish the IAM resources of the backup host")["ansible_facts"]
+    facts = created.role_result("Publish the IAM resources of the backup host")["ansible_facts"]
     assert facts["iam_policy_arn"] == POLICY_ARN
     assert facts["iam_role_arn"] == role["Arn"]
     assert facts["iam_instance_profile_arn"] == profile["Arn"]
 
     rerun = play([iam_role_task(**role_vars)])
     assert rerun.rc == 0, rerun.stdout
-    assert [name for name in changed_tasks(rerun) if name != "Publish the IAM resources of the backup host"] == []
+    assert [name for name in rerun.changed_tasks() if name != "Publish the IAM resources of the backup host"] == []
     assert policy_in_moto(iam) == (actual, versions)
 
 
@@ -104,7 +92,7 @@ def test_iam_role_updates_the_policy_to_fewer_features_and_drops_ssm(aws, aws_ma
 
     updated = play([iam_role_task(iam_features=["ami_backup"], iam_attach_ssm_policy=False)])
     assert updated.rc == 0, updated.stdout
-    assert "Create the least-privilege managed policy" in changed_tasks(updated)
+    assert "Create the least-privilege managed policy" in updated.changed_tasks()
 
     actual, versions = policy_in_moto(iam)
     assert actual == policy_document(["ami_backup"])
@@ -119,7 +107,7 @@ def test_iam_role_associates_the_profile_with_an_existing_instance(aws, play):
 
     run = play([iam_role_task(iam_role_name="backup-host", iam_instance_id=instance_id, iam_attach_ssm_policy=False)])
     assert run.rc == 0, run.stdout
-    assert role_result(run, "Associate the instance profile with the backup host instance")["changed"] is True
+    assert run.role_result("Associate the instance profile with the backup host instance")["changed"] is True
 
     instance = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
     profile = aws.client("iam").get_instance_profile(InstanceProfileName="backup-host")["InstanceProfile"]
@@ -127,7 +115,7 @@ def test_iam_role_associates_the_profile_with_an_existing_instance(aws, play):
 
     rerun = play([iam_role_task(iam_role_name="backup-host", iam_instance_id=instance_id, iam_attach_ssm_policy=False)])
     assert rerun.rc == 0, rerun.stdout
-    assert role_result(rerun, "Associate the instance profile with the backup host instance")["changed"] is False
+    assert rerun.role_result("Associate the instance profile with the backup host instance")["changed"] is False
 
 
 def test_iam_role_rejects_mistyped_and_unknown_values_before_any_change(aws, play):
