@@ -254,21 +254,33 @@ def describe_region(client):
     return paginate(client, "describe_images", "Images", Owners=["self"], IncludeDisabled=True)
 
 
+def batches_doubling(items, largest):
+    """``items`` in consecutive batches of 1, 2, 4, ... items, none larger than ``largest``."""
+    batches, start, size = [], 0, 1
+    while start < len(items):
+        batches.append(items[start : start + size])
+        start += size
+        size = min(size * 2, largest)
+    return batches
+
+
 class SnapshotOwners:
     """Whether the account owns each of one region's planned snapshots, described in batches when first needed.
 
     Only the snapshots the purge may delete are described, not all of the account's, and a batch
     at a time in the order the deletes come, so that the first deletes do not wait for the last
-    description.  Thread-safe: a batch is described once; a failed description is tried again
-    by the next snapshot that needs it.
+    description.  The first batch holds one snapshot and each next one twice as many, up to
+    MAX_BATCH: the check before the first change is a single-snapshot call, and while the early
+    batches are described, the deletes before them keep going.  Thread-safe: a batch is described
+    once; a failed description is tried again by the next snapshot that needs it.
     """
 
-    BATCH = 100  # values per DescribeSnapshots filter, well under EC2's limit
+    MAX_BATCH = 100  # values per DescribeSnapshots filter, well under EC2's limit
 
     def __init__(self, client, snapshot_ids, account_id):
         self.client = client
         self.account_id = account_id
-        self.batches = [snapshot_ids[start : start + self.BATCH] for start in range(0, len(snapshot_ids), self.BATCH)]
+        self.batches = batches_doubling(snapshot_ids, self.MAX_BATCH)
         self.batch_of = {snapshot_id: number for number, batch in enumerate(self.batches) for snapshot_id in batch}
         self.locks = [threading.Lock() for _batch in self.batches]
         self.described = set()

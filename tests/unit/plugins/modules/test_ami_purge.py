@@ -38,31 +38,45 @@ def owners_filter(snapshot_ids, **extra):
     return dict({"OwnerIds": ["self"], "Filters": [{"Name": "snapshot-id", "Values": snapshot_ids}]}, **extra)
 
 
+def test_batches_double_from_one_up_to_the_largest():
+    sizes = [len(batch) for batch in ami_purge.batches_doubling(list(range(300)), 100)]
+    assert sizes == [1, 2, 4, 8, 16, 32, 64, 100, 73]
+    assert sum(ami_purge.batches_doubling(list(range(300)), 100), []) == list(range(300))
+    assert ami_purge.batches_doubling([], 100) == []
+
+
 def test_snapshot_owners_describes_only_planned_snapshots_a_batch_at_a_time_when_first_needed():
     client, stubber = stubbed_client()
-    planned = ["snap-{0:03d}".format(number) for number in range(150)]
-    first, second = planned[:100], planned[100:]
-    stubber.add_response(
-        "describe_snapshots",
-        {"Snapshots": [{"SnapshotId": sid, "OwnerId": "111122223333"} for sid in first[:60]], "NextToken": "p2"},
-        owners_filter(first),
-    )
-    stubber.add_response(
-        "describe_snapshots",
-        {"Snapshots": [{"SnapshotId": sid, "OwnerId": "111122223333"} for sid in first[60:]]},
-        owners_filter(first, NextToken="p2"),
-    )
+    planned = ["snap-{0:03d}".format(number) for number in range(10)]
     owners = ami_purge.SnapshotOwners(client, planned, "111122223333")
+    assert owners.batches == [planned[:1], planned[1:3], planned[3:7], planned[7:]]
+    stubber.add_response(
+        "describe_snapshots",
+        {"Snapshots": [{"SnapshotId": "snap-000", "OwnerId": "111122223333"}]},
+        owners_filter(["snap-000"]),
+    )
+    stubber.add_response(
+        "describe_snapshots",
+        {"Snapshots": [{"SnapshotId": "snap-001", "OwnerId": "111122223333"}], "NextToken": "p2"},
+        owners_filter(planned[1:3]),
+    )
+    stubber.add_response(
+        "describe_snapshots",
+        {"Snapshots": [{"SnapshotId": "snap-002", "OwnerId": "111122223333"}]},
+        owners_filter(planned[1:3], NextToken="p2"),
+    )
     with stubber:
-        assert owners.owners_for("snap-000")["snap-099"] == "111122223333"
-        assert owners.owners_for("snap-042")["snap-000"] == "111122223333"
+        assert owners.owners_for("snap-000") == {"snap-000": "111122223333"}
+        assert owners.owners_for("snap-002")["snap-001"] == "111122223333"
+        assert owners.owners_for("snap-001")["snap-002"] == "111122223333"
         stubber.assert_no_pending_responses()
         stubber.add_response(
             "describe_snapshots",
-            {"Snapshots": [{"SnapshotId": "snap-120", "OwnerId": "444455556666"}]},
-            owners_filter(second),
+            {"Snapshots": [{"SnapshotId": "snap-008", "OwnerId": "444455556666"}]},
+            owners_filter(planned[7:]),
         )
-        assert owners.owners_for("snap-149").get("snap-120") == "444455556666"
+        assert owners.owners_for("snap-009").get("snap-008") == "444455556666"
+        assert "snap-003" not in owners.owners_for("snap-007")
     stubber.assert_no_pending_responses()
 
 
@@ -83,19 +97,25 @@ def snapshot(snapshot_id, *image_ids):
 def test_each_snapshot_goes_right_after_its_last_ami_and_never_after_a_failed_deregister_or_when_foreign():
     deregister_client, deregister_stubber = stubbed_client()
     delete_client, delete_stubber = stubbed_client()
-    owned = ["snap-ok", "snap-shared", "snap-refused", "snap-in-use"]
     deregister_stubber.add_response("deregister_image", {}, {"ImageId": "ami-ok"})
     deregister_stubber.add_response(
         "describe_snapshots",
-        {
-            "Snapshots": [{"SnapshotId": sid, "OwnerId": "111122223333"} for sid in owned]
-            + [{"SnapshotId": "snap-foreign", "OwnerId": "444455556666"}]
-        },
-        owners_filter(owned + ["snap-foreign"]),
+        {"Snapshots": [{"SnapshotId": "snap-ok", "OwnerId": "111122223333"}]},
+        owners_filter(["snap-ok"]),
     )
     delete_stubber.add_response("delete_snapshot", {}, {"SnapshotId": "snap-ok"})
     deregister_stubber.add_client_error("deregister_image", "UnauthorizedOperation", "not authorized", 403)
     deregister_stubber.add_client_error("deregister_image", "InvalidAMIID.Unavailable", "no longer available")
+    deregister_stubber.add_response(
+        "describe_snapshots",
+        {
+            "Snapshots": [
+                {"SnapshotId": "snap-in-use", "OwnerId": "111122223333"},
+                {"SnapshotId": "snap-foreign", "OwnerId": "444455556666"},
+            ]
+        },
+        owners_filter(["snap-in-use", "snap-foreign"]),
+    )
     delete_stubber.add_client_error("delete_snapshot", "InvalidSnapshot.InUse", "in use by ami-x")
     errors, kept = [], []
     to_delete = [
