@@ -4,6 +4,7 @@
 
 """AWS clients per region, the region list, and bounded concurrent fan-out."""
 
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 try:
@@ -36,28 +37,43 @@ def keep_text(timestamp):
     return timestamp
 
 
-def clients_for(module, service, config, regions=None, text_timestamps=False):
-    """``{region: client}`` for ``regions`` (default: the module's region), sharing one boto3 session
-    built from the module's connection options.
+_SESSIONS = weakref.WeakKeyDictionary()
 
-    ``module.client`` makes a session per client, and each new session loads the service model
-    again, which costs seconds when ``regions: all`` means dozens of regions.  With
-    ``text_timestamps`` responses keep their timestamps as the text AWS sent: botocore parses
-    each one with dateutil otherwise, which costs more than the rest of a large listing.
+
+def shared_session(module, text_timestamps=False):
+    """``(session, endpoint_url, client_kwargs)``: the boto3 session every client of ``module`` comes
+    from, built once from the module's connection options (one per timestamp mode).
+
+    ``module.client`` makes a session per client, and each new session loads and builds the
+    service model again: a quarter of a second for EC2, seconds when ``regions: all`` means
+    dozens of regions.  With ``text_timestamps`` responses keep their timestamps as the text
+    AWS sent: botocore parses each one with dateutil otherwise, which costs more than the rest
+    of a large listing.
     """
-    module_region, endpoint_url, connect_kwargs = get_aws_connection_info(module)
-    regions = regions or [module_region]
-    user_config = connect_kwargs.pop("aws_config", None)
-    if user_config is not None:
-        config = config.merge(user_config)
-    try:
+    sessions = _SESSIONS.setdefault(module, {})
+    if text_timestamps not in sessions:
+        _region, endpoint_url, connect_kwargs = get_aws_connection_info(module)
+        profile_name = connect_kwargs.pop("profile_name", None)
         core = botocore.session.Session()
         if text_timestamps:
             core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=keep_text)
-        session = boto3.session.Session(profile_name=connect_kwargs.pop("profile_name", None), botocore_session=core)
+        session = boto3.session.Session(profile_name=profile_name, botocore_session=core)
+        sessions[text_timestamps] = (session, endpoint_url, connect_kwargs)
+    return sessions[text_timestamps]
+
+
+def clients_for(module, service, config, regions=None, text_timestamps=False):
+    """``{region: client}`` for ``regions`` (default: the module's region), from the module's shared session."""
+    regions = regions or [get_aws_connection_info(module)[0]]
+    try:
+        session, endpoint_url, connect_kwargs = shared_session(module, text_timestamps)
+        client_kwargs = dict(connect_kwargs)
+        user_config = client_kwargs.pop("aws_config", None)
+        if user_config is not None:
+            config = config.merge(user_config)
         return {
             region: session.client(
-                service, region_name=region, endpoint_url=endpoint_url, config=config, **connect_kwargs
+                service, region_name=region, endpoint_url=endpoint_url, config=config, **client_kwargs
             )
             for region in regions
         }
@@ -65,6 +81,11 @@ def clients_for(module, service, config, regions=None, text_timestamps=False):
         module.fail_json_aws(
             exc, msg="Could not create {0} clients for {1}".format(service, ", ".join(map(str, regions)))
         )
+
+
+def client_for(module, service, region, config=None):
+    """One client of ``service`` in ``region``, from the module's shared session."""
+    return clients_for(module, service, config or client_config(1), [region])[region]
 
 
 def regional_clients(module, service, regions, max_concurrency):
@@ -175,13 +196,21 @@ def target_regions(module):
     requested = module.params.get("regions")
     explicit = [name for name in requested or [] if name and name != ALL_REGIONS]
     base_region = module.region or (explicit[0] if explicit else "us-east-1")
-    client = module.client("ec2", region=base_region, config=client_config(1))
+    client = client_for(module, "ec2", base_region)
     try:
         return resolve_regions(requested, client.describe_regions, module.region)
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     except (ClientError, BotoCoreError) as exc:
         module.fail_json_aws(exc, msg="Could not list the regions of the account")
+
+
+def account_id_of(module, region):
+    """The account's id, to check the owner of each snapshot DescribeSnapshots returns."""
+    try:
+        return client_for(module, "sts", region).get_caller_identity()["Account"]
+    except (BotoCoreError, ClientError) as exc:
+        module.fail_json_aws(exc, msg="Could not find the account id (sts:GetCallerIdentity)")
 
 
 def finish(module, activity, result):

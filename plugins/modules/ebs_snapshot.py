@@ -225,7 +225,9 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils import contrac
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import ebs
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import MAX_ATTEMPTS
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_code
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import account_id_of
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import by_region
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import clients_for
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_entry
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import finish
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import paginate
@@ -265,14 +267,6 @@ def parse_options(module):
         }
     except ValueError as exc:
         module.fail_json(msg=str(exc))
-
-
-def account_id_of(module, region):
-    """The account's id, to check the owner of each snapshot DescribeSnapshots returns."""
-    try:
-        return module.client("sts", region=region).get_caller_identity()["Account"]
-    except (BotoCoreError, ClientError) as exc:
-        module.fail_json_aws(exc, msg="Could not find the account id (sts:GetCallerIdentity)")
 
 
 def tag_filter(key, value):
@@ -431,7 +425,7 @@ def create_clients(module, regions, max_concurrency):
     config = botocore.config.Config(
         retries={"mode": "adaptive", "total_max_attempts": 1}, max_pool_connections=max(10, max_concurrency)
     )
-    return {region: module.client("ec2", region=region, config=config) for region in regions}
+    return clients_for(module, "ec2", config, regions)
 
 
 def item_resource(item):

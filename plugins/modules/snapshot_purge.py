@@ -175,16 +175,12 @@ regions:
 
 import datetime
 
-try:
-    from botocore.exceptions import BotoCoreError, ClientError
-except ImportError:
-    pass  # AnsibleAWSModule reports the missing SDK
-
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import contract
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import ebs
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import account_id_of
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import by_region
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_entry
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import finish
@@ -218,14 +214,6 @@ def parse_options(module, today):
         }
     except ValueError as exc:
         module.fail_json(msg=str(exc))
-
-
-def account_id_of(module, region):
-    """The account's id, to check the owner of each snapshot DescribeSnapshots returns."""
-    try:
-        return module.client("sts", region=region).get_caller_identity()["Account"]
-    except (BotoCoreError, ClientError) as exc:
-        module.fail_json_aws(exc, msg="Could not find the account id (sts:GetCallerIdentity)")
 
 
 def snapshot_filters(options):

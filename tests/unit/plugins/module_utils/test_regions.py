@@ -10,11 +10,13 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import by_region
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import client_for
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import clients_for
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_entry
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import paginate
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import resolve_regions
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import run_concurrently
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import shared_session
 
 REGIONS = {
     "Regions": [
@@ -165,3 +167,14 @@ def test_clients_default_to_the_module_region():
         ConnectionOptions(region="ap-southeast-2"), "ec2", botocore.config.Config()
     ).items()
     assert region == client.meta.region_name == "ap-southeast-2"
+
+
+def test_every_client_of_a_module_comes_from_its_one_session():
+    module, other = ConnectionOptions(), ConnectionOptions()
+    ec2 = clients_for(module, "ec2", botocore.config.Config(), ["eu-west-1", "us-east-1"])
+    sts = client_for(module, "sts", "eu-west-1")
+    session = shared_session(module)[0]
+    assert session is shared_session(module)[0]
+    assert all(client._loader is session._loader for client in [*ec2.values(), sts])
+    assert shared_session(other)[0] is not session
+    assert shared_session(module, text_timestamps=True)[0] is not session
