@@ -24,10 +24,10 @@ FLEET_REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
 # Half the injected 5xx answers come after moto made the change: the client sees a failure that happened.
 FAULTS = dict(throttle=True, error_rate=0.05, error_after_rate=0.05, seed=20261123)
 # The purge and snapshot fleets are smaller than the 300-instance backup; their buckets' bursts are shrunk
-# to match, so that they run dry and refill at the published 5 per second as a full-size run's would.
-# ami_purge follows each deregistration with a delete, so it deregisters at about half the pace of the
-# other jobs' calls: its burst is smaller still, or a loaded machine would never drain it.
-SMALL_BURSTS = {"DeregisterImage": [10, 5], "DeleteSnapshot": [30, 5], "CreateSnapshot": [12, 5]}
+# to a quarter of a region's calls or less, so that they run dry and refill at the published 5 per second as a
+# full-size run's would, even on a loaded machine where moto answers slowly.  ebs_snapshot's first wave
+# of concurrent CreateSnapshot calls per region is larger than its burst, so it is throttled at once.
+SMALL_BURSTS = {"DeregisterImage": [10, 5], "DeleteSnapshot": [10, 5], "CreateSnapshot": [2, 5]}
 
 
 @pytest.fixture(scope="module")
