@@ -4,12 +4,14 @@
 
 """What to back up and what to purge, for AMIs: plain functions from described data to plans."""
 
-import datetime
 import re
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import contract
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.retention import is_true_tag
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import purge_rule
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import skipped_entry
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.retention import parse_retention
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.values import is_yes
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.values import parse_timestamp
 
 DEFAULT_NAME_TEMPLATE = "{name}-{instance_id}-{timestamp}"
 NAME_FIELDS = ("name", "instance_id", "policy", "region", "timestamp", "date")
@@ -59,13 +61,6 @@ def ami_name(template, fields):
 # ---------------------------------------------------------------- backup plan
 
 
-def _creation_time(image):
-    value = image.get("CreationDate")
-    if not value:
-        return None
-    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 def latest_backups(images):
     """Newest live managed AMI per source instance: ``{instance_id: image}``."""
     latest = {}
@@ -79,7 +74,7 @@ def latest_backups(images):
     return latest
 
 
-def _retention_for(instance_id, tags, options, warnings):
+def _retention_for(region, instance_id, tags, options, warnings):
     value = tags.get(options["retention_tag"])
     if value is None:
         return options["retention"]
@@ -87,11 +82,17 @@ def _retention_for(instance_id, tags, options, warnings):
         return parse_retention(value)
     except ValueError as exc:
         warnings.append(
-            "instance {0}: {1} tag ignored, {2}; using the default retention {3!r}".format(
-                instance_id, options["retention_tag"], exc, options["retention"].text
+            "instance {0} in {1}: {2} tag ignored, {3}; using the default retention {4!r}".format(
+                instance_id, region, options["retention_tag"], exc, options["retention"].text
             )
         )
         return options["retention"]
+
+
+def policy_of(tags, options):
+    """The BackupPolicy of a selected source: the required selector value, else the value of its
+    selector tag (``Backup=Weekly``), else ``default``."""
+    return options.get("tag_value") or (tags.get(options["tag_key"]) or "").strip() or contract.DEFAULT_POLICY
 
 
 def plan_backups(region, instances, managed_images, options, now):
@@ -107,7 +108,6 @@ def plan_backups(region, instances, managed_images, options, now):
     create, skipped, warnings = [], [], []
     latest = latest_backups(managed_images)
     timestamp = now.strftime("%Y%m%dT%H%M%SZ")
-    policy = options.get("tag_value") or contract.DEFAULT_POLICY
 
     for instance in sorted(instances, key=lambda item: item["InstanceId"]):
         instance_id = instance["InstanceId"]
@@ -115,33 +115,21 @@ def plan_backups(region, instances, managed_images, options, now):
         state = instance.get("State", {}).get("Name")
 
         if state not in options["instance_states"]:
-            skipped.append(
-                {
-                    "resource": instance_id,
-                    "region": region,
-                    "reason": "instance is {0}; instance_states is {1}".format(
-                        state, ", ".join(options["instance_states"])
-                    ),
-                }
-            )
+            reason = "instance is {0}; instance_states is {1}".format(state, ", ".join(options["instance_states"]))
+            skipped.append(skipped_entry(instance_id, region, reason))
             continue
 
         previous = latest.get(instance_id)
-        created = _creation_time(previous) if previous else None
+        created = parse_timestamp(previous.get("CreationDate")) if previous else None
         if created and options["min_interval"] and now - created < options["min_interval"]:
-            skipped.append(
-                {
-                    "resource": instance_id,
-                    "region": region,
-                    "image_id": previous["ImageId"],
-                    "reason": "{0} ({1}) was created at {2}, within min_interval".format(
-                        previous["ImageId"], previous.get("State"), previous["CreationDate"]
-                    ),
-                }
+            reason = "{0} ({1}) was created at {2}, within min_interval".format(
+                previous["ImageId"], previous.get("State"), previous["CreationDate"]
             )
+            skipped.append(skipped_entry(instance_id, region, reason, image_id=previous["ImageId"]))
             continue
 
-        retention = _retention_for(instance_id, tags, options, warnings)
+        policy = policy_of(tags, options)
+        retention = _retention_for(region, instance_id, tags, options, warnings)
         delete_on = retention.expiry(now.date())
         name = ami_name(
             options["name_template"],
@@ -160,7 +148,7 @@ def plan_backups(region, instances, managed_images, options, now):
                 "region": region,
                 "instance_id": instance_id,
                 "name": name,
-                "reboot": is_true_tag(tags.get(options["reboot_tag"])),
+                "reboot": is_yes(tags.get(options["reboot_tag"])),
                 "delete_on": delete_on.isoformat(),
                 "retention": retention.text,
                 "tags": contract.backup_tags(
@@ -168,7 +156,7 @@ def plan_backups(region, instances, managed_images, options, now):
                 ),
             }
         )
-    return {"create": create, "skipped": skipped, "warnings": warnings}
+    return {"todo": create, "skipped": skipped, "warnings": warnings}
 
 
 # ---------------------------------------------------------------- purge plan
@@ -201,82 +189,63 @@ def _source_label(source):
     return source if source != UNKNOWN_SOURCE else "legacy AMIs of unknown source"
 
 
-def _kept(image, region, reason, source=None):
-    return {
-        "image_id": image["ImageId"],
-        "name": image.get("Name"),
-        "region": region,
-        "source_instance_id": None if source in (None, UNKNOWN_SOURCE) else source,
-        "reason": reason,
-    }
+def _skipped_image(image, region, reason, source=None):
+    return skipped_entry(
+        image["ImageId"],
+        region,
+        reason,
+        image_id=image["ImageId"],
+        name=image.get("Name"),
+        source_instance_id=None if source in (None, UNKNOWN_SOURCE) else source,
+    )
 
 
-def _kept_snapshot(snapshot_id, image, region, reason):
-    return {
-        "snapshot_id": snapshot_id,
-        "image_id": image["ImageId"],
-        "name": image.get("Name"),
-        "region": region,
-        "reason": reason,
-    }
+def _skipped_snapshot(snapshot_id, image, region, reason):
+    return skipped_entry(
+        snapshot_id, region, reason, snapshot_id=snapshot_id, image_id=image["ImageId"], name=image.get("Name")
+    )
 
 
-def _newest_first(entry):
-    # CreationDate has one-second resolution: of two images made in the same second, the one
-    # that expires later counts as newer, so keep_min never keeps the shorter-lived copy.
-    expiry = entry["expiry"].isoformat() if entry["expiry"] else ""
-    return (entry["image"].get("CreationDate") or "", expiry, entry["image"]["ImageId"])
+_IMAGE_STATES = {"available": purge_rule.READY, "pending": purge_rule.PENDING}
 
 
-def check_purge_counts(keep_min, keep_last=None):
-    """Raise ValueError naming the value when keep_min or keep_last is below 1."""
-    if keep_min is None or keep_min < 1:
-        raise ValueError(
-            "keep_min must be at least 1 (the newest available backup is never purged), got {0}".format(keep_min)
-        )
-    if keep_last is not None and keep_last < 1:
-        raise ValueError("keep_last must be at least 1, got {0}".format(keep_last))
+def _backup(image, tags, warnings, region):
+    expiry = bad_expiry = None
+    try:
+        expiry = contract.delete_on(tags)
+    except ValueError as exc:
+        bad_expiry = tags[contract.DELETE_ON_KEY]
+        warnings.append("image {0} in {1}: DeleteOn tag {2}; the image is kept".format(image["ImageId"], region, exc))
+    state = _IMAGE_STATES.get(image.get("State"), purge_rule.FAILED)
+    return purge_rule.Backup(
+        image["ImageId"], state, image.get("State"), image.get("CreationDate"), expiry, bad_expiry, image
+    )
 
 
 def _purge_candidates(region, images, account_id, adopt_legacy, warnings):
-    """The account's managed (and, with adopt_legacy, legacy) AMIs grouped by source instance."""
-    groups = {}
+    """The account's managed (and, with adopt_legacy, legacy) AMIs grouped by source instance,
+    and the count of the account's AMIs left out for want of the managed marker."""
+    groups, unmanaged = {}, {"with_delete_on": 0, "without": 0}
     for image in images:
         if image.get("OwnerId") != account_id:
             continue
         tags = contract.tag_dict(image)
         managed = contract.is_managed(tags)
         if not managed and not (adopt_legacy and contract.DELETE_ON_KEY in tags):
+            unmanaged["with_delete_on" if contract.DELETE_ON_KEY in tags else "without"] += 1
             continue
-        entry = {"image": image, "legacy": not managed, "expiry": None, "bad_delete_on": None}
-        try:
-            entry["expiry"] = contract.delete_on(tags)
-        except ValueError as exc:
-            entry["bad_delete_on"] = tags[contract.DELETE_ON_KEY]
-            warnings.append(
-                "image {0} in {1}: DeleteOn tag {2}; the image is kept".format(image["ImageId"], region, exc)
-            )
-        groups.setdefault(image_source(image, tags), []).append(entry)
-    return groups
+        groups.setdefault(image_source(image, tags), []).append(_backup(image, tags, warnings, region))
+    return groups, unmanaged
 
 
-def _decide(entry, rank, as_of, keep_min, keep_last, label):
-    """``(purge, reason)`` for one image of a source whose newest backup is available."""
-    state = entry["image"].get("State")
-    if state == "available" and rank <= keep_min:
-        return False, "one of the newest {0} available backup(s) of {1} (keep_min)".format(keep_min, label)
-    if entry["bad_delete_on"] is not None:
-        return False, "DeleteOn tag {0!r} is not a date".format(entry["bad_delete_on"])
-    if state == "pending":
-        return False, "image is pending"
-    expiry = entry["expiry"]
-    if expiry is not None and expiry <= as_of:
-        return True, "expired on {0}".format(expiry.isoformat())
-    if keep_last is not None and state == "available" and rank > keep_last:
-        return True, "beyond keep_last {0}: available backup number {1} of {2}".format(keep_last, rank, label)
-    if expiry is None:
-        return False, "has no DeleteOn tag"
-    return False, "expires on {0}".format(expiry.isoformat())
+def _unmanaged_note(region, unmanaged, adopt_legacy):
+    count = unmanaged["with_delete_on"] + unmanaged["without"]
+    if not count:
+        return None
+    note = "{0} AMI(s) in {1} without the {2} marker left alone".format(count, region, contract.MARKER_KEY)
+    if unmanaged["with_delete_on"] and not adopt_legacy:
+        note += "; adopt_legacy to include the {0} with a DeleteOn tag".format(unmanaged["with_delete_on"])
+    return note
 
 
 def plan_purge(region, images, account_id, as_of, keep_min=1, keep_last=None, adopt_legacy=False):
@@ -284,40 +253,27 @@ def plan_purge(region, images, account_id, as_of, keep_min=1, keep_last=None, ad
 
     ``images``: every AMI the account owns in the region (all of them, not only ours, so that a
     snapshot another AMI uses is seen).  ``as_of``: the date whose expired backups go.
-    ``keep_min``: available backups always kept per source; ``keep_last``: when set, available
-    backups beyond this count go even before they expire.
+    ``keep_min``/``keep_last``: see purge_rule.
 
-    Returns ``{"deregister": [...], "snapshots": [...], "kept": [...], "warnings": [...]}``:
-    ``deregister`` items are result-shaped (image_id, name, region, source_instance_id,
-    delete_on, reason, legacy, state, snapshot_ids); ``snapshots`` lists each snapshot that may
-    go once all the AMIs in its ``image_ids`` are deregistered, provided the account owns it (see
-    ``snapshot_kept_reason``); ``kept`` gives every managed image and every snapshot of a leaving
-    image that another AMI keeps using, with the reason.
+    Returns ``{"todo": [...], "snapshots": [...], "skipped": [...], "warnings": [...], "notes": [...]}``:
+    ``todo`` items are result-shaped AMIs to deregister (image_id, name, region, source_instance_id,
+    delete_on, reason, legacy, state, snapshot_ids); ``snapshots`` lists each snapshot that may go
+    once all the AMIs in its ``image_ids`` are deregistered, provided the account owns it (see
+    ``snapshot_kept_reason``); ``skipped`` gives every managed image that stays and every snapshot
+    of a leaving image that another AMI keeps using, with the reason.
     """
-    check_purge_counts(keep_min, keep_last)
-    kept, warnings = [], []
-    groups = _purge_candidates(region, images, account_id, adopt_legacy, warnings)
+    purge_rule.check_counts(keep_min, keep_last)
+    skipped, warnings = [], []
+    groups, unmanaged = _purge_candidates(region, images, account_id, adopt_legacy, warnings)
 
     deregister = []
     for source in sorted(groups):
         label = _source_label(source)
-        entries = sorted(groups[source], key=_newest_first, reverse=True)
-        newest = entries[0]["image"]
-        if newest.get("State") != "available":
-            reason = (
-                "the newest backup of {0}, {1}, is {2}: nothing of this source is purged "
-                "until its latest backup is available".format(label, newest["ImageId"], newest.get("State"))
-            )
-            kept.extend(_kept(entry["image"], region, reason, source) for entry in entries)
-            continue
-        rank = 0
-        for entry in entries:
-            image = entry["image"]
-            if image.get("State") == "available":
-                rank += 1
-            purge, reason = _decide(entry, rank, as_of, keep_min, keep_last, label)
+        decisions = purge_rule.decide(groups[source], as_of, keep_min, keep_last, label, "backup", "available")
+        for backup, purge, reason in decisions:
+            image = backup.item
             if not purge:
-                kept.append(_kept(image, region, reason, source))
+                skipped.append(_skipped_image(image, region, reason, source))
                 continue
             deregister.append(
                 {
@@ -325,16 +281,22 @@ def plan_purge(region, images, account_id, as_of, keep_min=1, keep_last=None, ad
                     "name": image.get("Name"),
                     "region": region,
                     "source_instance_id": None if source == UNKNOWN_SOURCE else source,
-                    "delete_on": entry["expiry"].isoformat() if entry["expiry"] else None,
+                    "delete_on": backup.expiry.isoformat() if backup.expiry else None,
                     "reason": reason,
-                    "legacy": entry["legacy"],
+                    "legacy": not contract.is_managed(contract.tag_dict(image)),
                     "state": image.get("State"),
                     "snapshot_ids": [],
                 }
             )
 
     to_delete, kept_snapshots = _plan_snapshots(region, deregister, images)
-    return {"deregister": deregister, "snapshots": to_delete, "kept": kept + kept_snapshots, "warnings": warnings}
+    return {
+        "todo": deregister,
+        "snapshots": to_delete,
+        "skipped": skipped + kept_snapshots,
+        "warnings": warnings,
+        "notes": [note for note in [_unmanaged_note(region, unmanaged, adopt_legacy)] if note],
+    }
 
 
 def _plan_snapshots(region, deregister, images):
@@ -357,7 +319,7 @@ def _plan_snapshots(region, deregister, images):
         for snapshot_id in image_snapshot_ids(image):
             if snapshot_id in users:
                 reason = "also used by {0}, which stays registered".format(", ".join(sorted(users[snapshot_id])))
-                kept.append(_kept_snapshot(snapshot_id, image, region, reason))
+                kept.append(_skipped_snapshot(snapshot_id, image, region, reason))
             else:
                 planned.setdefault(snapshot_id, []).append(image["ImageId"])
                 item["snapshot_ids"].append(snapshot_id)

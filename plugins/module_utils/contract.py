@@ -4,7 +4,7 @@
 
 """The tag contract: what we read from sources and write on every backup."""
 
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.retention import parse_date
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.values import parse_date
 
 MARKER_KEY = "CreatedBy"
 MARKER_VALUE = "opsvault.aws_backup"

@@ -7,7 +7,7 @@
 Retention is what the ``Retention`` tag and the ``retention`` option say: a
 count of days, weeks, months or years.  Months and years follow the calendar
 (31 January + 1 month = 28 or 29 February), which is what ``+6 months`` means
-to the people who wrote the seeds' cron lines.
+to people who write retention in cron lines.
 """
 
 import calendar
@@ -30,11 +30,6 @@ _UNITS = {
 }
 
 _RETENTION_RE = re.compile(r"^\+?\s*(\d+)\s*([a-z]*)$")
-
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION_RE = re.compile(r"^(\d+)\s*([smhdw]?)$")
-
-_TRUE_WORDS = ("yes", "true", "1", "on")
 
 
 class Retention:
@@ -86,8 +81,8 @@ def parse_retention(value):
         raise ValueError("retention {0!r} must be at least one day".format(text))
     field, factor = _UNITS[unit]
     if field == "days":
-        return Retention(days=count * factor, text=text)
-    return Retention(months=count * factor, text=text)
+        return Retention(days=count * factor)
+    return Retention(months=count * factor)
 
 
 def add_months(start, months):
@@ -99,49 +94,3 @@ def add_months(start, months):
     month = month_index % 12 + 1
     day = min(start.day, calendar.monthrange(year, month)[1])
     return start.replace(year=year, month=month, day=day)
-
-
-def parse_duration(value):
-    """Parse ``min_interval``-style durations (``90s``, ``30m``, ``1h``, ``2d``, ``1w``, ``0``).
-
-    A bare number is seconds.  Returns a timedelta; raises ValueError naming the value.
-    """
-    text = str(value).strip().lower()
-    match = _DURATION_RE.match(text)
-    if not match:
-        raise ValueError(
-            "duration {0!r} is not valid: use a number of seconds or a count with a unit "
-            "(90s, 30m, 1h, 2d, 1w)".format(value)
-        )
-    return datetime.timedelta(seconds=int(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"])
-
-
-def parse_date(value):
-    """Parse a ``DeleteOn``-style date: ``YYYY-MM-DD`` or an ISO 8601 datetime.
-
-    Datetimes are reduced to their UTC date.  Raises ValueError naming the value.
-    """
-    if isinstance(value, datetime.datetime):
-        return _utc_date(value)
-    if isinstance(value, datetime.date):
-        return value
-    text = str(value).strip()
-    try:
-        return datetime.date.fromisoformat(text)
-    except ValueError:
-        pass
-    try:
-        return _utc_date(datetime.datetime.fromisoformat(text.replace("Z", "+00:00")))
-    except ValueError:
-        raise ValueError("{0!r} is not a date (expected YYYY-MM-DD)".format(text))
-
-
-def _utc_date(moment):
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(datetime.timezone.utc)
-    return moment.date()
-
-
-def is_true_tag(value):
-    """Tag values that mean yes: ``yes``, ``true``, ``1``, ``on`` (any case)."""
-    return str(value or "").strip().lower() in _TRUE_WORDS

@@ -16,18 +16,9 @@ description:
   - Retention comes from the instance's C(Retention) tag when it has a valid one, else from O(retention).
   - An instance that already has a managed AMI newer than O(min_interval) is left alone, so
     reruns and retries never create a second backup.
-  - Regions are processed concurrently, and a failing region or instance does not stop the others;
-    the task fails at the end, listing every error in RV(errors).
 author:
   - opsvault.aws_backup contributors (@opsvault)
 options:
-  regions:
-    description:
-      - The regions to back up.
-      - V(all) means every region enabled for the account.
-      - Defaults to the task's O(region).
-    type: list
-    elements: str
   tag_key:
     description: The tag that selects an instance for backup.
     type: str
@@ -35,7 +26,9 @@ options:
   tag_value:
     description:
       - When set, only instances whose O(tag_key) tag has this value are selected, for example
-        V(ProductionDaily). It is written on the AMIs as the C(BackupPolicy) tag.
+        V(ProductionDaily).
+      - The C(BackupPolicy) tag of the AMIs is this value; without it, the value of the instance's O(tag_key)
+        tag (V(Backup=Weekly) gives V(Weekly)), or V(default) when that is empty.
     type: str
   instance_states:
     description: Instance states that are backed up. Selected instances in other states are listed in RV(skipped_resources).
@@ -43,17 +36,6 @@ options:
     elements: str
     default: [running]
     choices: [pending, running, stopping, stopped]
-  retention:
-    description:
-      - How long the AMIs are kept when the instance has no valid O(retention_tag) tag.
-      - A number of days (V(7)), or a count with a unit, V(30d), V(2w), V(6m), V(1y), V(+30 days), V(+6 months).
-        Months and years follow the calendar.
-    type: str
-    default: "7"
-  retention_tag:
-    description: The instance tag that overrides O(retention). A bad value gives a warning and O(retention) is used.
-    type: str
-    default: Retention
   reboot_tag:
     description:
       - The instance tag that asks for a reboot during imaging (a filesystem-consistent image).
@@ -67,21 +49,6 @@ options:
       - It must contain C({instance_id}) and C({timestamp}). The result is reduced to the characters AWS allows.
     type: str
     default: "{name}-{instance_id}-{timestamp}"
-  copy_tags:
-    description: Instance tag keys copied onto the AMIs and their snapshots.
-    type: list
-    elements: str
-    default: []
-  extra_tags:
-    description: More tags for the AMIs and their snapshots. The contract tags cannot be overridden.
-    type: dict
-    default: {}
-  min_interval:
-    description:
-      - An instance with a managed AMI (pending or available) younger than this is skipped.
-      - Seconds, or a count with a unit, V(30m), V(1h), V(2d). V(0) disables the check.
-    type: str
-    default: 1h
   wait:
     description: Wait until the new AMIs are C(available).
     type: bool
@@ -90,16 +57,13 @@ options:
     description: Seconds to wait with O(wait=true).
     type: int
     default: 1800
-  max_concurrency:
-    description: The most AWS requests in flight at once, across all regions.
-    type: int
-    default: 16
 notes:
   - Requires C(ec2:DescribeRegions), C(ec2:DescribeInstances), C(ec2:DescribeImages), C(ec2:CreateImage)
     and C(ec2:CreateTags) for tagging on create.
-  - Supports check mode, which returns the plan in RV(images) and makes no change.
-  - Throttled requests are retried with botocore's adaptive retry mode.
+  - Supports check mode, which returns the plan in RV(images) (each V(planned)) and makes no change.
 extends_documentation_fragment:
+  - opsvault.aws_backup.regional
+  - opsvault.aws_backup.backup
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -172,11 +136,17 @@ skipped_resources:
   elements: dict
   sample: [{"resource": "i-0123456789abcdef0", "region": "eu-west-1", "reason": "instance is stopped; instance_states is running"}]
 errors:
-  description: Every instance or region that failed, with the AWS error code.
+  description: Every instance or region that failed, with the step and the AWS error code.
   returned: always
   type: list
   elements: dict
-  sample: [{"resource": "i-0123456789abcdef0", "region": "eu-west-1", "code": "UnauthorizedOperation", "message": "..."}]
+  sample: [{"resource": "i-0123456789abcdef0", "region": "eu-west-1", "action": "create_image",
+            "code": "UnauthorizedOperation", "message": "..."}]
+msg:
+  description: A summary to read in a job log, C(would) in check mode.
+  returned: always
+  type: str
+  sample: "eu-west-1: Created 2 AMI(s): web-1 (i-0123456789abcdef0) until 2026-11-30; ..."
 regions:
   description: The regions the task ran in.
   returned: always
@@ -185,98 +155,63 @@ regions:
   sample: [eu-west-1, us-east-1]
 """
 
-import datetime
-
 try:
     from botocore.exceptions import WaiterError
 except ImportError:
     pass  # AnsibleAWSModule reports the missing SDK
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_specifications
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import contract
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import options as shared
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import check_name_template
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import plan_backups
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import by_region
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_entry
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import finish
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import paginate
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import regional_clients
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import run_concurrently
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import target_regions
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.retention import parse_duration
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import paginate
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.engine import RegionalJob
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.engine import regional_module
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.fanout import run_concurrently
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import PLANNED
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import error_entry
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.retention import parse_retention
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.values import parse_duration
+
+ARGUMENT_SPEC = shared.argument_spec(
+    shared.BACKUP,
+    tag_key=dict(type="str", default="Backup", no_log=False),
+    tag_value=dict(type="str"),
+    instance_states=dict(type="list", elements="str", default=["running"], choices=list(shared.INSTANCE_STATES)),
+    reboot_tag=dict(type="str", default="BackupReboot"),
+    name_template=dict(type="str", default="{name}-{instance_id}-{timestamp}"),
+    wait=dict(type="bool", default=False),
+    wait_timeout=dict(type="int", default=1800),
+)
 
 
-def parse_options(module):
-    params = module.params
-    try:
-        if not params["tag_key"] or not params["tag_key"].strip():
-            raise ValueError("tag_key must not be empty")
-        if params["max_concurrency"] < 1:
-            raise ValueError("max_concurrency must be at least 1, got {0}".format(params["max_concurrency"]))
-        check_name_template(params["name_template"])
-        contract.check_extra_tags(params["extra_tags"])
-        return {
-            "tag_key": params["tag_key"],
-            "tag_value": params["tag_value"],
-            "instance_states": params["instance_states"],
-            "retention": parse_retention(params["retention"]),
-            "retention_tag": params["retention_tag"],
-            "reboot_tag": params["reboot_tag"],
-            "name_template": params["name_template"],
-            "copy_tags": params["copy_tags"],
-            "extra_tags": params["extra_tags"],
-            "min_interval": parse_duration(params["min_interval"]),
-        }
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
+def parse_options(params, check_mode):
+    for key in ("tag_key", "retention_tag", "reboot_tag"):
+        shared.not_empty(key, params[key] or "")
+    check_name_template(params["name_template"])
+    contract.check_extra_tags(params["extra_tags"])
+    return {
+        "tag_key": params["tag_key"],
+        "tag_value": params["tag_value"],
+        "instance_states": params["instance_states"],
+        "retention": parse_retention(params["retention"]),
+        "retention_tag": params["retention_tag"],
+        "reboot_tag": params["reboot_tag"],
+        "name_template": params["name_template"],
+        "copy_tags": params["copy_tags"],
+        "extra_tags": params["extra_tags"],
+        "min_interval": parse_duration(params["min_interval"], "min_interval"),
+        "wait": params["wait"],
+        "wait_timeout": shared.at_least("wait_timeout", params["wait_timeout"], 1),
+    }
 
 
-def describe_region(client, options):
-    selector = "tag:" + options["tag_key"] if options["tag_value"] else "tag-key"
-    selector_values = [options["tag_value"] or options["tag_key"]]
-    reservations = paginate(
-        client, "describe_instances", "Reservations", Filters=[{"Name": selector, "Values": selector_values}]
-    )
-    instances = [instance for reservation in reservations for instance in reservation["Instances"]]
-    images = paginate(
-        client,
-        "describe_images",
-        "Images",
-        Owners=["self"],
-        Filters=[{"Name": "tag:" + contract.MARKER_KEY, "Values": [contract.MARKER_VALUE]}],
-    )
-    return instances, images
-
-
-def image_result(item, image_id=None, state="planned"):
+def image_result(item, image_id=None, state=PLANNED):
     keys = ("name", "region", "instance_id", "delete_on", "retention", "reboot", "tags")
     return dict({key: item[key] for key in keys}, image_id=image_id, state=state)
-
-
-def create_image(client, item):
-    description = "opsvault.aws_backup of {0} ({1})".format(item["instance_id"], item["tags"][contract.POLICY_KEY])
-    try:
-        response = client.create_image(
-            InstanceId=item["instance_id"],
-            Name=item["name"],
-            Description=description,
-            NoReboot=not item["reboot"],
-            TagSpecifications=boto3_tag_specifications(item["tags"], ["image", "snapshot"]),
-        )
-        return image_result(item, response["ImageId"], "pending")
-    except is_boto3_error_code("InvalidAMIName.Duplicate") as duplicate:
-        # A retried CreateImage whose first attempt went through: the name is unique per run.
-        existing = client.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [item["name"]]}])[
-            "Images"
-        ]
-        for image in existing:
-            if contract.tag_dict(image).get(contract.SOURCE_INSTANCE_KEY) == item["instance_id"]:
-                return image_result(item, image["ImageId"], image.get("State"))
-        raise duplicate
 
 
 def wait_available(client, images, timeout):
@@ -293,96 +228,101 @@ def wait_available(client, images, timeout):
         return {image["ImageId"]: image["State"] for image in described if image["State"] != "available"}
 
 
-def wait_for_images(clients, images, timeout, max_concurrency):
-    """Wait for the new AMIs region by region, updating their state; returns errors for those not available."""
-    pending = {}
-    for image in images:
-        pending.setdefault(image["region"], []).append(image)
-    errors = []
-    waits = run_concurrently(lambda r: wait_available(clients[r], pending[r], timeout), list(pending), max_concurrency)
-    for region, not_ready, exc in waits:
-        if exc:
-            errors.append(error_entry(region, region, exc, "wait"))
-            continue
-        for image in pending[region]:
-            image["state"] = not_ready.get(image["image_id"], "available")
-            if image["image_id"] in not_ready:
-                errors.append(
-                    {
-                        "resource": image["image_id"],
-                        "region": region,
-                        "code": "ImageNotAvailable",
-                        "message": "AMI of {0} is {1} after waiting".format(image["instance_id"], image["state"]),
-                    }
-                )
-    return errors
+class AmiBackup(RegionalJob):
+    action = "create_image"
+
+    def describe(self, region):
+        client, options = self.clients[region], self.options
+        selector = "tag:" + options["tag_key"] if options["tag_value"] else "tag-key"
+        selector_values = [options["tag_value"] or options["tag_key"]]
+        reservations = paginate(
+            client, "describe_instances", "Reservations", Filters=[{"Name": selector, "Values": selector_values}]
+        )
+        instances = [instance for reservation in reservations for instance in reservation["Instances"]]
+        images = paginate(
+            client,
+            "describe_images",
+            "Images",
+            Owners=["self"],
+            Filters=[{"Name": "tag:" + contract.MARKER_KEY, "Values": [contract.MARKER_VALUE]}],
+        )
+        return instances, images
+
+    def plan_region(self, region, described):
+        instances, images = described
+        return plan_backups(region, instances, images, self.options, self.now)
+
+    def resource_of(self, item):
+        return item["instance_id"]
+
+    def preview(self, item):
+        return image_result(item)
+
+    def apply(self, item):
+        client = self.clients[item["region"]]
+        description = "opsvault.aws_backup of {0} ({1})".format(item["instance_id"], item["tags"][contract.POLICY_KEY])
+        try:
+            response = client.create_image(
+                InstanceId=item["instance_id"],
+                Name=item["name"],
+                Description=description,
+                NoReboot=not item["reboot"],
+                TagSpecifications=boto3_tag_specifications(item["tags"], ["image", "snapshot"]),
+            )
+            return image_result(item, response["ImageId"], "pending")
+        except is_boto3_error_code("InvalidAMIName.Duplicate") as duplicate:
+            # A retried CreateImage whose first attempt went through: the name is unique per run.
+            existing = client.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [item["name"]]}])
+            for image in existing["Images"]:
+                if contract.tag_dict(image).get(contract.SOURCE_INSTANCE_KEY) == item["instance_id"]:
+                    return image_result(item, image["ImageId"], image.get("State"))
+            raise duplicate
+
+    def apply_all(self, todo):
+        images = super().apply_all(todo)
+        if self.options["wait"] and images:
+            self.wait_for(images)
+        return images
+
+    def wait_for(self, images):
+        """Wait for the new AMIs region by region, updating their state; an AMI not available is an error."""
+        pending = {}
+        for image in images:
+            pending.setdefault(image["region"], []).append(image)
+        timeout = self.options["wait_timeout"]
+        waits = run_concurrently(
+            lambda r: wait_available(self.clients[r], pending[r], timeout), list(pending), self.max_concurrency
+        )
+        for region, not_ready, exc in waits:
+            if exc:
+                self.errors.append(error_entry(region, region, "wait", exc))
+                continue
+            for image in pending[region]:
+                image["state"] = not_ready.get(image["image_id"], "available")
+                if image["image_id"] in not_ready:
+                    message = "AMI of {0} is {1} after waiting".format(image["instance_id"], image["state"])
+                    self.errors.append(
+                        error_entry(image["image_id"], region, "wait", code="ImageNotAvailable", message=message)
+                    )
+
+    def result_keys(self, images):
+        return dict(changed=bool(images), images=images)
+
+    def summarise(self, summary, result):
+        summary.done(
+            "created",
+            "create",
+            "AMI(s)",
+            result["images"],
+            lambda image: "{0} of {1} until {2}".format(
+                image["image_id"] or image["name"], image["instance_id"], image["delete_on"]
+            ),
+        )
 
 
 def main():
-    argument_spec = dict(
-        regions=dict(type="list", elements="str"),
-        tag_key=dict(type="str", default="Backup", no_log=False),
-        tag_value=dict(type="str"),
-        instance_states=dict(
-            type="list", elements="str", default=["running"], choices=["pending", "running", "stopping", "stopped"]
-        ),
-        retention=dict(type="str", default="7"),
-        retention_tag=dict(type="str", default="Retention"),
-        reboot_tag=dict(type="str", default="BackupReboot"),
-        name_template=dict(type="str", default="{name}-{instance_id}-{timestamp}"),
-        copy_tags=dict(type="list", elements="str", default=[]),
-        extra_tags=dict(type="dict", default={}),
-        min_interval=dict(type="str", default="1h"),
-        wait=dict(type="bool", default=False),
-        wait_timeout=dict(type="int", default=1800),
-        max_concurrency=dict(type="int", default=16),
-    )
-    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
-    options = parse_options(module)
-    max_concurrency = module.params["max_concurrency"]
-    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-
-    regions = target_regions(module)
-    clients = regional_clients(module, "ec2", regions, max_concurrency)
-    errors, warnings, plans = [], [], []
-    for region, described, exc in run_concurrently(
-        lambda r: describe_region(clients[r], options), regions, max_concurrency
-    ):
-        if exc:
-            errors.append(error_entry(region, region, exc, "describe"))
-        else:
-            plans.append(plan_backups(region, described[0], described[1], options, now))
-
-    to_create = [item for plan in plans for item in plan["create"]]
-    skipped = [item for plan in plans for item in plan["skipped"]]
-    for plan in plans:
-        warnings.extend(plan["warnings"])
-
-    if module.check_mode:
-        images = [image_result(item) for item in to_create]
-    else:
-        images = []
-        outcomes = run_concurrently(
-            lambda item: create_image(clients[item["region"]], item), to_create, max_concurrency, spread_by=by_region
-        )
-        for item, image, exc in outcomes:
-            if exc:
-                errors.append(error_entry(item["instance_id"], item["region"], exc, "create_image"))
-            else:
-                images.append(image)
-        if module.params["wait"] and images:
-            errors.extend(wait_for_images(clients, images, module.params["wait_timeout"], max_concurrency))
-
-    for warning in warnings:
-        module.warn(warning)
-    result = dict(
-        changed=bool(images),
-        images=images,
-        skipped_resources=skipped,
-        errors=errors,
-        regions=regions,
-    )
-    finish(module, "backing up", result)
+    module, options = regional_module(ARGUMENT_SPEC, parse_options)
+    AmiBackup.for_module(module, options).run()
 
 
 if __name__ == "__main__":

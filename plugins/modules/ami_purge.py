@@ -13,7 +13,7 @@ description:
     those whose C(DeleteOn) date is on or before today (UTC), or O(as_of), and then deletes their snapshots.
   - The newest O(keep_min) available AMIs of each source instance are always kept.
   - When the newest AMI of a source instance is not C(available) (C(pending) or C(failed)),
-    nothing of that source is purged in this run, and RV(kept) says why.
+    nothing of that source is purged in this run, and RV(skipped_resources) says why.
   - A snapshot is never deleted while another registered AMI (disabled ones included) uses it, nor when
     it is not owned by the account. Which AMIs use it is decided from one C(DescribeImages) per region,
     before anything is changed; its owner from C(DescribeSnapshots) of the snapshots the purge may delete
@@ -23,54 +23,20 @@ description:
     backup scripts) are purged by the same rules; their source instance is read from AWS's
     C(SourceInstanceId) or from an instance id in their name or description, and those of unknown
     source are treated as one source.
-  - Regions are processed concurrently. A failing AMI, snapshot or region does not stop the others;
-    the task fails at the end, listing every error in RV(errors). The snapshots of an AMI that could
-    not be deregistered are left alone.
+  - The snapshots of an AMI that could not be deregistered are left alone.
 author:
   - opsvault.aws_backup contributors (@opsvault)
-options:
-  regions:
-    description:
-      - The regions to purge.
-      - V(all) means every region enabled for the account.
-      - Defaults to the task's O(region).
-    type: list
-    elements: str
-  as_of:
-    description:
-      - Purge what has expired on this UTC date, V(YYYY-MM-DD), instead of today.
-      - With check mode, previews what a purge on a future date will remove.
-    type: str
-  keep_min:
-    description:
-      - The newest available AMIs of each source instance that are kept, even when expired.
-      - Must be at least V(1).
-    type: int
-    default: 1
-  keep_last:
-    description:
-      - Count-based retention. When set, only the newest O(keep_last) available AMIs of each source instance
-        are kept; older ones are deregistered even when their C(DeleteOn) date has not come.
-      - Never keeps fewer than O(keep_min). Must be at least V(1).
-    type: int
-  adopt_legacy:
-    description:
-      - Also purge AMIs that carry a C(DeleteOn) tag but not the managed marker.
-    type: bool
-    default: false
-  max_concurrency:
-    description: The most AWS requests in flight at once, across all regions.
-    type: int
-    default: 16
+options: {}
 notes:
   - Requires C(ec2:DescribeRegions), C(ec2:DescribeImages), C(ec2:DescribeSnapshots), C(ec2:DeregisterImage)
     and C(ec2:DeleteSnapshot).
   - Supports check mode, which returns the full plan in RV(deregistered) and RV(deleted_snapshots)
-    and makes no change.
+    (each V(planned)) and makes no change.
   - C(DeregisterImage) is called without C(DeleteAssociatedSnapshots); the snapshots are deleted one by one,
     so that the safety checks hold and each deletion is reported.
-  - Throttled requests are retried with botocore's adaptive retry mode.
 extends_documentation_fragment:
+  - opsvault.aws_backup.regional
+  - opsvault.aws_backup.purge
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -135,9 +101,9 @@ deregistered:
       type: bool
       sample: false
     state:
-      description: The AMI state when it was described.
+      description: V(deregistered), or V(planned) in check mode.
       type: str
-      sample: available
+      sample: deregistered
     snapshot_ids:
       description: The AMI's snapshots deleted with it (in check mode, that would be).
       type: list
@@ -166,7 +132,11 @@ deleted_snapshots:
       description: The region.
       type: str
       sample: eu-west-1
-kept:
+    state:
+      description: V(deleted), or V(planned) in check mode.
+      type: str
+      sample: deleted
+skipped_resources:
   description:
     - Every managed (or adopted) AMI left registered, and every snapshot of a deregistered AMI left in place, each with the reason.
     - Items about a snapshot carry its C(snapshot_id) and the C(image_id) of the AMI it belonged to.
@@ -174,17 +144,18 @@ kept:
   type: list
   elements: dict
   sample:
-    - {"image_id": "ami-0123456789abcdef0", "name": "web-1-i-0123456789abcdef0-20261123T010000Z", "region": "eu-west-1",
-       "source_instance_id": "i-0123456789abcdef0", "reason": "one of the newest 1 available backup(s) of i-0123456789abcdef0 (keep_min)"}
-    - {"snapshot_id": "snap-0123456789abcdef0", "image_id": "ami-0fedcba9876543210", "name": "web-1-old", "region": "eu-west-1",
-       "reason": "also used by ami-0aaaabbbbccccdddd, which stays registered"}
+    - {"resource": "ami-0123456789abcdef0", "image_id": "ami-0123456789abcdef0", "name": "web-1-i-0123456789abcdef0-20261123T010000Z",
+       "region": "eu-west-1", "source_instance_id": "i-0123456789abcdef0",
+       "reason": "one of the newest 1 available backup(s) of i-0123456789abcdef0 (keep_min)"}
+    - {"resource": "snap-0123456789abcdef0", "snapshot_id": "snap-0123456789abcdef0", "image_id": "ami-0fedcba9876543210",
+       "name": "web-1-old", "region": "eu-west-1", "reason": "also used by ami-0aaaabbbbccccdddd, which stays registered"}
 errors:
   description: Every AMI, snapshot or region that failed, with the AWS error code and the action.
   returned: always
   type: list
   elements: dict
-  sample: [{"resource": "ami-0123456789abcdef0", "region": "eu-west-1", "code": "UnauthorizedOperation",
-            "message": "...", "action": "deregister_image"}]
+  sample: [{"resource": "ami-0123456789abcdef0", "region": "eu-west-1", "action": "deregister_image",
+            "code": "UnauthorizedOperation", "message": "..."}]
 regions:
   description: The regions the task ran in.
   returned: always
@@ -196,72 +167,46 @@ as_of:
   returned: always
   type: str
   sample: "2026-11-23"
+msg:
+  description: A summary to read in a job log, C(would) in check mode.
+  returned: always
+  type: str
+  sample: "eu-west-1: Deregistered 3 AMI(s): ami-0123456789abcdef0 of i-0123456789abcdef0 (expired on 2026-11-16); ..."
 """
 
-import datetime
-import re
 import threading
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import check_purge_counts
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import options as shared
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import purge_rule
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import values
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import plan_purge
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import snapshot_kept_reason
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import by_region
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_entry
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import finish
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import paginate
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import regional_clients
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import run_concurrently
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import target_regions
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import paginate
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.engine import RegionalJob
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.engine import regional_module
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.fanout import batches_doubling
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.fanout import by_region
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.fanout import run_concurrently
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import PLANNED
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import error_entry
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import skipped_entry
 
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def parse_as_of(value, today):
-    """``as_of`` as a date (today when unset); raises ValueError naming a value that is not YYYY-MM-DD."""
-    if value is None:
-        return today
-    text = str(value).strip()
-    try:
-        if not _ISO_DATE.match(text):
-            raise ValueError
-        return datetime.date.fromisoformat(text)
-    except ValueError:
-        raise ValueError("as_of {0!r} is not a date: use YYYY-MM-DD, for example {1}".format(value, today.isoformat()))
+ARGUMENT_SPEC = shared.argument_spec(shared.PURGE)
 
 
-def parse_options(module):
-    params = module.params
-    today = datetime.datetime.now(datetime.timezone.utc).date()
-    try:
-        check_purge_counts(params["keep_min"], params["keep_last"])
-        if params["max_concurrency"] < 1:
-            raise ValueError("max_concurrency must be at least 1, got {0}".format(params["max_concurrency"]))
-        return {
-            "as_of": parse_as_of(params["as_of"], today),
-            "keep_min": params["keep_min"],
-            "keep_last": params["keep_last"],
-            "adopt_legacy": params["adopt_legacy"],
-        }
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-
-
-def describe_region(client):
-    """Every AMI the account owns in the region (disabled ones too: they still use their snapshots)."""
-    return paginate(client, "describe_images", "Images", Owners=["self"], IncludeDisabled=True)
-
-
-def batches_doubling(items, largest):
-    """``items`` in consecutive batches of 1, 2, 4, ... items, none larger than ``largest``."""
-    batches, start, size = [], 0, 1
-    while start < len(items):
-        batches.append(items[start : start + size])
-        start += size
-        size = min(size * 2, largest)
-    return batches
+def parse_options(params, check_mode):
+    today = values.utc_now().date()
+    purge_rule.check_counts(params["keep_min"], params["keep_last"])
+    as_of = values.parse_as_of(params["as_of"], today)
+    values.check_as_of(as_of, today, check_mode, params["allow_future_as_of"])
+    return {
+        "as_of": as_of,
+        "keep_min": params["keep_min"],
+        "keep_last": params["keep_last"],
+        "adopt_legacy": params["adopt_legacy"],
+    }
 
 
 class SnapshotOwners:
@@ -307,40 +252,10 @@ class SnapshotOwners:
         return snapshot_kept_reason(snapshot_id, self.owners_for(snapshot_id), self.account_id)
 
 
-def snapshot_owners(client, plan):
-    """The region's SnapshotOwners, its first batch described already, so that a missing permission
-    or a failing DescribeSnapshots stops the region before anything in it changes."""
-    owners = SnapshotOwners(client, [item["snapshot_id"] for item in plan["snapshots"]], plan["account_id"])
-    if plan["snapshots"]:
-        owners.owners_for(plan["snapshots"][0]["snapshot_id"])
-    return owners
-
-
 def account_of(images):
     """The account id: the owner of the images DescribeImages returned for Owners=self."""
     owners = {image.get("OwnerId") for image in images if image.get("OwnerId")}
     return owners.pop() if len(owners) == 1 else None
-
-
-def plan_region(region, images, options):
-    account_id = account_of(images)
-    plan = plan_purge(
-        region,
-        images,
-        account_id,
-        options["as_of"],
-        keep_min=options["keep_min"],
-        keep_last=options["keep_last"],
-        adopt_legacy=options["adopt_legacy"],
-    )
-    if images and account_id is None:
-        plan["warnings"].append(
-            "{0}: DescribeImages with Owners=self returned images of several owners; nothing purged there".format(
-                region
-            )
-        )
-    plan.update(region=region, account_id=account_id)
-    return plan
 
 
 def deregister_image(client, item):
@@ -357,158 +272,180 @@ def delete_snapshot(client, item):
         pass  # already deleted, by a retried request or another run
 
 
-def snapshot_result(item):
-    return {key: item[key] for key in ("snapshot_id", "image_id", "image_ids", "region")}
+def snapshot_result(item, state):
+    return dict({key: item[key] for key in ("snapshot_id", "image_id", "image_ids", "region")}, state=state)
 
 
-def kept_snapshot(item, reason):
-    return {key: item[key] for key in ("snapshot_id", "image_id", "name", "region")} | {"reason": reason}
+def skipped_snapshot(item, reason):
+    return skipped_entry(
+        item["snapshot_id"],
+        item["region"],
+        reason,
+        snapshot_id=item["snapshot_id"],
+        image_id=item["image_id"],
+        name=item["name"],
+    )
 
 
-def preview(to_delete, owners, errors, kept):
-    """Check mode: the planned snapshots the account owns, described like a real run would."""
-    deleted = []
-    for item in to_delete:
-        try:
-            reason = owners[item["region"]].kept_reason(item["snapshot_id"])
-        except Exception as exc:  # pylint: disable=broad-except
-            errors.append(error_entry(item["snapshot_id"], item["region"], exc, "describe_snapshots"))
-            continue
-        if reason:
-            kept.append(kept_snapshot(item, reason))
-        else:
-            deleted.append(snapshot_result(item))
-    return deleted
+class AmiPurge(RegionalJob):
+    action = "deregister_image"
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.owners, self.to_delete, self.deleted = {}, [], []
 
-def apply_plan(deregister_clients, delete_clients, owners, to_deregister, to_delete, max_concurrency, errors, kept):
-    """Deregister each AMI, and delete each snapshot as soon as every expiring AMI that uses it is gone.
+    def describe(self, region):
+        """Every AMI the account owns in the region (disabled ones too: they still use their snapshots)."""
+        return paginate(self.clients[region], "describe_images", "Images", Owners=["self"], IncludeDisabled=True)
 
-    Deleting in the same thread right after the deregistration keeps the DeregisterImage and
-    DeleteSnapshot rate limits busy at once, instead of one phase after the other.  EC2 throttles
-    each of the two APIs in its own bucket, while botocore's adaptive rate limiter is per client:
-    each API gets its own clients, so that throttled deregistrations never slow the deletes down.
-    A released snapshot the account does not own (``owners``, described as needed) stays in ``kept``.
-    Returns (deregistered, deleted).
-    """
-    users_left = {(item["region"], item["snapshot_id"]): set(item["image_ids"]) for item in to_delete}
-    snapshots_of = {}
-    for item in to_delete:
-        for image_id in item["image_ids"]:
-            snapshots_of.setdefault((item["region"], image_id), []).append(item)
-    lock = threading.Lock()
+    def plan_region(self, region, images):
+        account_id = account_of(images)
+        options = self.options
+        region_plan = plan_purge(
+            region,
+            images,
+            account_id,
+            options["as_of"],
+            options["keep_min"],
+            options["keep_last"],
+            options["adopt_legacy"],
+        )
+        if images and account_id is None:
+            region_plan["warnings"].append(
+                "{0}: DescribeImages with Owners=self returned images of several owners; nothing purged there".format(
+                    region
+                )
+            )
+        return dict(region_plan, account_id=account_id)
 
-    def purge(image):
-        deregister_image(deregister_clients[image["region"]], image)
-        released = []
-        with lock:
-            for snapshot in snapshots_of.get((image["region"], image["image_id"]), []):
-                users = users_left[(snapshot["region"], snapshot["snapshot_id"])]
-                users.discard(image["image_id"])
-                if not users:
-                    released.append(snapshot)
-        outcomes = []
-        for snapshot in released:
-            action = "describe_snapshots"
+    def check_region(self, region_plan):
+        """The region's snapshot owners, the first batch described already, so that a missing permission
+        or a failing DescribeSnapshots stops the region before anything in it changes."""
+        region = region_plan["region"]
+        snapshots = region_plan["snapshots"]
+        owners = SnapshotOwners(
+            self.clients[region], [item["snapshot_id"] for item in snapshots], region_plan["account_id"]
+        )
+        if snapshots:
+            owners.owners_for(snapshots[0]["snapshot_id"])
+        self.owners[region] = owners
+
+    def after_plan(self, plans):
+        self.to_delete = [item for region_plan in plans if region_plan["todo"] for item in region_plan["snapshots"]]
+
+    def resource_of(self, item):
+        return item["image_id"]
+
+    def preview_all(self, todo):
+        """The planned AMIs, and the planned snapshots the account owns, described like a real run would."""
+        for item in self.to_delete:
             try:
-                reason = owners[snapshot["region"]].kept_reason(snapshot["snapshot_id"])
-                if not reason:
-                    action = "delete_snapshot"
-                    delete_snapshot(delete_clients[snapshot["region"]], snapshot)
-                outcomes.append((snapshot, reason, action, None))
+                reason = self.owners[item["region"]].kept_reason(item["snapshot_id"])
             except Exception as exc:  # pylint: disable=broad-except
-                outcomes.append((snapshot, None, action, exc))
-        return outcomes
-
-    deregistered, deleted = [], []
-    for image, outcomes, exc in run_concurrently(purge, to_deregister, max_concurrency, spread_by=by_region):
-        if exc:
-            errors.append(error_entry(image["image_id"], image["region"], exc, "deregister_image"))
-            continue
-        deregistered.append(image)
-        for snapshot, reason, action, snapshot_exc in outcomes:
-            if snapshot_exc:
-                errors.append(error_entry(snapshot["snapshot_id"], snapshot["region"], snapshot_exc, action))
-            elif reason:
-                kept.append(kept_snapshot(snapshot, reason))
+                self.errors.append(error_entry(item["snapshot_id"], item["region"], "describe_snapshots", exc))
+                continue
+            if reason:
+                self.skipped.append(skipped_snapshot(item, reason))
             else:
-                deleted.append(snapshot_result(snapshot))
+                self.deleted.append(snapshot_result(item, PLANNED))
+        return [dict(item, state=PLANNED) for item in todo]
 
-    for item in to_delete:
-        blocking = sorted(users_left[(item["region"], item["snapshot_id"])])
-        if blocking:
-            kept.append(kept_snapshot(item, "not deleted: {0} could not be deregistered".format(", ".join(blocking))))
-    return deregistered, deleted
+    def apply_all(self, todo):
+        """Deregister each AMI, and delete each snapshot as soon as every expiring AMI that uses it is gone.
 
+        Deleting in the same thread right after the deregistration keeps the DeregisterImage and
+        DeleteSnapshot rate limits busy at once, instead of one phase after the other.  EC2 throttles
+        each of the two APIs in its own bucket, while botocore's adaptive rate limiter is per client:
+        each API gets its own clients, so that throttled deregistrations never slow the deletes down.
+        """
+        delete_clients = self.make_clients(self.regions)
+        users_left = {(item["region"], item["snapshot_id"]): set(item["image_ids"]) for item in self.to_delete}
+        snapshots_of = {}
+        for item in self.to_delete:
+            for image_id in item["image_ids"]:
+                snapshots_of.setdefault((item["region"], image_id), []).append(item)
+        lock = threading.Lock()
 
-def with_deleted_snapshot_ids(deregistered, deleted):
-    """Each AMI's ``snapshot_ids``: those of its planned snapshots that were (or would be) deleted."""
-    gone = {(item["region"], item["snapshot_id"]) for item in deleted}
-    return [
-        dict(image, snapshot_ids=[sid for sid in image["snapshot_ids"] if (image["region"], sid) in gone])
-        for image in deregistered
-    ]
+        def purge(image):
+            deregister_image(self.clients[image["region"]], image)
+            released = []
+            with lock:
+                for snapshot in snapshots_of.get((image["region"], image["image_id"]), []):
+                    users = users_left[(snapshot["region"], snapshot["snapshot_id"])]
+                    users.discard(image["image_id"])
+                    if not users:
+                        released.append(snapshot)
+            outcomes = []
+            for snapshot in released:
+                action = "describe_snapshots"
+                try:
+                    reason = self.owners[snapshot["region"]].kept_reason(snapshot["snapshot_id"])
+                    if not reason:
+                        action = "delete_snapshot"
+                        delete_snapshot(delete_clients[snapshot["region"]], snapshot)
+                    outcomes.append((snapshot, reason, action, None))
+                except Exception as exc:  # pylint: disable=broad-except
+                    outcomes.append((snapshot, None, action, exc))
+            return outcomes
+
+        deregistered = []
+        for image, outcomes, exc in run_concurrently(purge, todo, self.max_concurrency, spread_by=by_region):
+            if exc:
+                self.errors.append(error_entry(image["image_id"], image["region"], self.action, exc))
+                continue
+            deregistered.append(dict(image, state="deregistered"))
+            for snapshot, reason, action, snapshot_exc in outcomes:
+                if snapshot_exc:
+                    self.errors.append(error_entry(snapshot["snapshot_id"], snapshot["region"], action, snapshot_exc))
+                elif reason:
+                    self.skipped.append(skipped_snapshot(snapshot, reason))
+                else:
+                    self.deleted.append(snapshot_result(snapshot, "deleted"))
+
+        for item in self.to_delete:
+            blocking = sorted(users_left[(item["region"], item["snapshot_id"])])
+            if blocking:
+                self.skipped.append(
+                    skipped_snapshot(item, "not deleted: {0} could not be deregistered".format(", ".join(blocking)))
+                )
+        return deregistered
+
+    def result_keys(self, deregistered):
+        gone = {(item["region"], item["snapshot_id"]) for item in self.deleted}
+        deregistered = [
+            dict(image, snapshot_ids=[sid for sid in image["snapshot_ids"] if (image["region"], sid) in gone])
+            for image in deregistered
+        ]
+        return dict(
+            changed=bool(deregistered or self.deleted),
+            deregistered=deregistered,
+            deleted_snapshots=self.deleted,
+            as_of=self.options["as_of"].isoformat(),
+        )
+
+    def summarise(self, summary, result):
+        summary.done(
+            "deregistered",
+            "deregister",
+            "AMI(s)",
+            result["deregistered"],
+            lambda image: "{0} of {1} ({2})".format(
+                image["image_id"], image["source_instance_id"] or "unknown source", image["reason"]
+            ),
+        )
+        summary.done(
+            "deleted",
+            "delete",
+            "snapshot(s)",
+            result["deleted_snapshots"],
+            lambda snapshot: "{0} of {1}".format(snapshot["snapshot_id"], snapshot["image_id"]),
+        )
+        summary.note("as of {0}".format(result["as_of"]))
 
 
 def main():
-    argument_spec = dict(
-        regions=dict(type="list", elements="str"),
-        as_of=dict(type="str"),
-        keep_min=dict(type="int", default=1),
-        keep_last=dict(type="int"),
-        adopt_legacy=dict(type="bool", default=False),
-        max_concurrency=dict(type="int", default=16),
-    )
-    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
-    options = parse_options(module)
-    max_concurrency = module.params["max_concurrency"]
-
-    regions = target_regions(module)
-    clients = regional_clients(module, "ec2", regions, max_concurrency)
-    errors, warnings, plans = [], [], []
-    for region, images, exc in run_concurrently(lambda r: describe_region(clients[r]), regions, max_concurrency):
-        if exc:
-            errors.append(error_entry(region, region, exc, "describe"))
-        else:
-            plans.append(plan_region(region, images, options))
-
-    owners = {}
-    for plan, region_owners, exc in run_concurrently(
-        lambda plan: snapshot_owners(clients[plan["region"]], plan), plans, max_concurrency
-    ):
-        if exc:
-            errors.append(error_entry(plan["region"], plan["region"], exc, "describe"))
-        else:
-            owners[plan["region"]] = region_owners
-    plans = [plan for plan in plans if plan["region"] in owners]
-
-    to_deregister = [item for plan in plans for item in plan["deregister"]]
-    to_delete = [item for plan in plans for item in plan["snapshots"]]
-    kept = [item for plan in plans for item in plan["kept"]]
-    for plan in plans:
-        warnings.extend(plan["warnings"])
-
-    if module.check_mode:
-        deregistered, deleted = to_deregister, preview(to_delete, owners, errors, kept)
-    else:
-        delete_clients = regional_clients(module, "ec2", regions, max_concurrency)
-        deregistered, deleted = apply_plan(
-            clients, delete_clients, owners, to_deregister, to_delete, max_concurrency, errors, kept
-        )
-    deregistered = with_deleted_snapshot_ids(deregistered, deleted)
-
-    for warning in warnings:
-        module.warn(warning)
-    result = dict(
-        changed=bool(deregistered or deleted),
-        deregistered=deregistered,
-        deleted_snapshots=deleted,
-        kept=kept,
-        errors=errors,
-        regions=regions,
-        as_of=options["as_of"].isoformat(),
-    )
-    finish(module, "purging", result)
+    module, options = regional_module(ARGUMENT_SPEC, parse_options)
+    AmiPurge.for_module(module, options).run()
 
 
 if __name__ == "__main__":

@@ -172,7 +172,7 @@ def test_shipped_playbook_runs_by_fqcn(aws, tmp_path):
     assert (
         fleet.tags_of(managed_images(east)[instance])["DeleteOn"] == (TODAY + datetime.timedelta(days=30)).isoformat()
     )
-    assert "1 AMI(s) created in us-east-1" in run.result("Summarise the backup")["msg"]
+    assert "us-east-1: Created 1 AMI(s)" in run.result("Summarise the backup")["msg"]
 
 
 def test_shipped_playbook_treats_empty_survey_answers_as_unset_and_zero_interval_as_off(aws, tmp_path):

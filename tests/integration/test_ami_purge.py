@@ -61,7 +61,7 @@ def ids(items, key="image_id"):
 
 
 def kept_reasons(result):
-    return {item["image_id"]: item["reason"] for item in result["kept"] if "snapshot_id" not in item}
+    return {item["image_id"]: item["reason"] for item in result["skipped_resources"] if "snapshot_id" not in item}
 
 
 def test_purge_removes_only_managed_expired_amis_and_their_snapshots_keeps_the_newest_and_reruns_clean(aws, play):
@@ -161,8 +161,9 @@ def test_snapshots_shared_with_a_remaining_ami_stay_and_one_shared_by_two_expire
 
     assert result["errors"] == []
     assert ids(result["deregistered"]) == sorted([copied, shared_by_expired_a, shared_by_expired_b])
-    assert [item for item in result["kept"] if "snapshot_id" in item] == [
+    assert [item for item in result["skipped_resources"] if "snapshot_id" in item] == [
         {
+            "resource": kept_snapshot,
             "snapshot_id": kept_snapshot,
             "image_id": copied,
             "name": copied_name,
@@ -198,7 +199,7 @@ def test_a_snapshot_another_account_owns_stays_after_its_ami_is_deregistered(aws
             own_image: [own_snapshot],
         }
         assert ids(outcome["deleted_snapshots"], "snapshot_id") == [own_snapshot]
-        assert [(item["snapshot_id"], item["reason"]) for item in outcome["kept"] if "snapshot_id" in item] == [
+        assert [(item["snapshot_id"], item["reason"]) for item in outcome["skipped_resources"] if "snapshot_id" in item] == [
             (foreign_snapshot, "owned by 999988887777, not by this account")
         ]
     remaining = {snapshot["SnapshotId"] for snapshot in ec2.describe_snapshots()["Snapshots"]}
@@ -252,7 +253,11 @@ def test_legacy_amis_are_adopted_only_when_asked(aws, play):
     run = play([purge_task("default"), purge_task("adopting", adopt_legacy=True)])
 
     default, adopting = run.result("default"), run.result("adopting")
-    assert default["changed"] is False and default["deregistered"] == [] and default["kept"] == []
+    assert default["changed"] is False and default["deregistered"] == [] and default["skipped_resources"] == []
+    assert (
+        "3 AMI(s) in us-east-1 without the CreatedBy marker left alone; adopt_legacy to include the 2 with a "
+        "DeleteOn tag" in default["msg"]
+    )
     assert adopting["changed"] is True
     [gone] = adopting["deregistered"]
     assert (gone["image_id"], gone["legacy"], gone["source_instance_id"]) == (legacy_old, True, old_server)
@@ -325,7 +330,7 @@ def test_a_refused_deregister_or_delete_is_reported_the_rest_is_done_and_the_tas
 
     result = run.result("purge")
     assert result["failed"] is True and result["changed"] is True
-    assert "2 error(s) while purging" in result["msg"]
+    assert "2 error(s): " in result["msg"] and stuck_image in result["msg"]
     assert sorted((e["resource"], e["region"], e["code"], e["action"]) for e in result["errors"]) == sorted(
         [
             (stuck_image, "eu-west-1", "UnauthorizedOperation", "deregister_image"),
@@ -334,7 +339,7 @@ def test_a_refused_deregister_or_delete_is_reported_the_rest_is_done_and_the_tas
     )
     assert ids(result["deregistered"]) == sorted([stuck_snapshot_image, clean])
     assert ids(result["deleted_snapshots"], "snapshot_id") == [snapshots[clean]]
-    not_touched = [item for item in result["kept"] if item.get("snapshot_id") == snapshots[stuck_image]]
+    not_touched = [item for item in result["skipped_resources"] if item.get("snapshot_id") == snapshots[stuck_image]]
     assert [(item["image_id"], item["name"], item["reason"]) for item in not_touched] == [
         (stuck_image, stuck_name, "not deleted: {0} could not be deregistered".format(stuck_image))
     ]
@@ -379,7 +384,8 @@ def test_shipped_playbook_purges_several_regions_with_one_describe_images_per_re
     preview, preview_stats = run(check=True)
     assert ids(preview.result("Deregister expired AMIs and delete their snapshots")["deregistered"]) == sorted(expired)
     assert preview_stats["mutating"] == 0
-    assert "Would deregister 8 AMI(s) and would delete 8 snapshot(s)" in preview.result("Summarise the purge")["msg"]
+    preview_msg = preview.result("Summarise the purge")["msg"]
+    assert "Would deregister 8 AMI(s)" in preview_msg and "Would delete 8 snapshot(s)" in preview_msg
     assert len(fleet.images(aws.ec2("us-east-1"))) + len(fleet.images(aws.ec2("eu-west-1"))) == 12
 
     purge, stats = run(check=False)
@@ -395,4 +401,5 @@ def test_shipped_playbook_purges_several_regions_with_one_describe_images_per_re
         assert aws_proxy.count(stats, action="DeregisterImage", region=region) == 4
         assert aws_proxy.count(stats, action="DeleteSnapshot", region=region) == 4
     assert stats["mutating"] == 16
-    assert "Deregistered 8 AMI(s) and deleted 8 snapshot(s)" in purge.result("Summarise the purge")["msg"]
+    purge_msg = purge.result("Summarise the purge")["msg"]
+    assert "Deregistered 8 AMI(s)" in purge_msg and "Deleted 8 snapshot(s)" in purge_msg

@@ -7,27 +7,14 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import ami
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import check_name_template
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import plan_backups
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import sanitise_name
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.retention import parse_duration
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.retention import parse_retention
+from ansible_collections.opsvault.aws_backup.plugins.modules import ami_backup
+from tests.harness.module_options import options_of
 
 NOW = datetime.datetime(2026, 11, 23, 1, 0, 0, tzinfo=datetime.timezone.utc)
 
 
-def options(**overrides):
-    base = {
-        "tag_key": "Backup",
-        "tag_value": None,
-        "instance_states": ["running"],
-        "retention": parse_retention("7"),
-        "retention_tag": "Retention",
-        "reboot_tag": "BackupReboot",
-        "name_template": DEFAULT_NAME_TEMPLATE,
-        "copy_tags": [],
-        "extra_tags": {},
-        "min_interval": parse_duration("1h"),
-    }
-    base.update(overrides)
-    return base
+def options(**params):
+    return options_of(ami_backup, **params)
 
 
 def instance(instance_id, state="running", **tags):
@@ -57,7 +44,7 @@ def test_plan_per_instance_with_retention_reboot_and_tags():
         NOW,
     )
     assert plan["skipped"] == [] and plan["warnings"] == []
-    first, second = plan["create"]
+    first, second = plan["todo"]
     assert (first["instance_id"], first["name"], first["reboot"], first["delete_on"]) == (
         "i-a",
         "i-a-20261123T010000Z",
@@ -87,24 +74,32 @@ def test_bad_retention_tag_warns_naming_instance_and_value_and_uses_default():
         "us-east-1",
         [instance("i-a", Backup="", Retention="forever")],
         [],
-        options(retention=parse_retention("30d")),
+        options(retention="30d"),
         NOW,
     )
-    assert plan["create"][0]["delete_on"] == "2026-12-23"
+    assert plan["todo"][0]["delete_on"] == "2026-12-23"
     assert len(plan["warnings"]) == 1
-    assert "i-a" in plan["warnings"][0] and "'forever'" in plan["warnings"][0] and "'30d'" in plan["warnings"][0]
+    assert plan["warnings"][0].startswith("instance i-a in us-east-1: Retention tag ignored")
+    assert "'forever'" in plan["warnings"][0] and "'30 days'" in plan["warnings"][0]
+
+
+def test_results_show_the_retention_as_a_period_not_the_raw_tag():
+    plan = plan_backups("us-east-1", [instance("i-a", Backup="", Retention="3w")], [], options(), NOW)
+    assert (plan["todo"][0]["retention"], plan["todo"][0]["delete_on"]) == ("21 days", "2026-12-14")
+    plan = plan_backups("us-east-1", [instance("i-a", Backup="")], [], options(retention="6m"), NOW)
+    assert plan["todo"][0]["retention"] == "6 months"
 
 
 def test_instances_in_other_states_are_skipped_with_reason():
     plan = plan_backups("us-east-1", [instance("i-a", "stopped", Backup="")], [], options(), NOW)
-    assert plan["create"] == []
+    assert plan["todo"] == []
     assert plan["skipped"] == [
         {"resource": "i-a", "region": "us-east-1", "reason": "instance is stopped; instance_states is running"}
     ]
     plan = plan_backups(
         "us-east-1", [instance("i-a", "stopped", Backup="")], [], options(instance_states=["running", "stopped"]), NOW
     )
-    assert [item["instance_id"] for item in plan["create"]] == ["i-a"]
+    assert [item["instance_id"] for item in plan["todo"]] == ["i-a"]
 
 
 def test_min_interval_skips_instances_with_a_recent_live_managed_backup():
@@ -117,21 +112,32 @@ def test_min_interval_skips_instances_with_a_recent_live_managed_backup():
     ]
     instances = [instance(i, Backup="") for i in ("i-a", "i-b", "i-c", "i-d", "i-e")]
     plan = plan_backups("us-east-1", instances, images, options(), NOW)
-    assert [item["instance_id"] for item in plan["create"]] == ["i-b", "i-c", "i-e"]
+    assert [item["instance_id"] for item in plan["todo"]] == ["i-b", "i-c", "i-e"]
     assert [(item["resource"], item["image_id"]) for item in plan["skipped"]] == [
         ("i-a", "ami-recent"),
         ("i-d", "ami-pending"),
     ]
     assert "within min_interval" in plan["skipped"][0]["reason"]
-    plan = plan_backups("us-east-1", instances, images, options(min_interval=parse_duration("0")), NOW)
-    assert len(plan["create"]) == 5
+    plan = plan_backups("us-east-1", instances, images, options(min_interval="0"), NOW)
+    assert len(plan["todo"]) == 5
+
+
+def test_without_tag_value_the_policy_is_the_selector_tags_own_value():
+    instances = [instance("i-a", Backup="Weekly"), instance("i-b", Backup=""), instance("i-c", Backup="  ")]
+    plan = plan_backups("us-east-1", instances, [], options(), NOW)
+    assert [item["tags"]["BackupPolicy"] for item in plan["todo"]] == ["Weekly", "default", "default"]
+
+
+def test_a_bad_min_interval_names_the_option_and_value():
+    with pytest.raises(ValueError, match="min_interval 'soon' is not a duration"):
+        options(min_interval="soon")
 
 
 def test_policy_is_the_selector_value():
     plan = plan_backups(
         "us-east-1", [instance("i-a", Backup="ProductionDaily")], [], options(tag_value="ProductionDaily"), NOW
     )
-    assert plan["create"][0]["tags"]["BackupPolicy"] == "ProductionDaily"
+    assert plan["todo"][0]["tags"]["BackupPolicy"] == "ProductionDaily"
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@ import datetime
 
 import pytest
 
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import check_purge_counts
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.purge_rule import check_counts
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import image_source
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import plan_purge
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import snapshot_kept_reason
@@ -53,7 +53,7 @@ def ids(items):
 
 
 def kept_reasons(result):
-    return {item["image_id"]: item["reason"] for item in result["kept"] if "snapshot_id" not in item}
+    return {item["image_id"]: item["reason"] for item in result["skipped"] if "snapshot_id" not in item}
 
 
 def test_expired_images_go_with_their_snapshots_and_the_rest_is_kept_with_reasons():
@@ -64,8 +64,8 @@ def test_expired_images_go_with_their_snapshots_and_the_rest_is_kept_with_reason
         image("ami-newest", age=1, delete_on=days(6)),
     ]
     result = plan(images)
-    assert ids(result["deregister"]) == ["ami-due-today", "ami-old"]
-    old = next(item for item in result["deregister"] if item["image_id"] == "ami-old")
+    assert ids(result["todo"]) == ["ami-due-today", "ami-old"]
+    old = next(item for item in result["todo"] if item["image_id"] == "ami-old")
     assert old == {
         "image_id": "ami-old",
         "name": "web-i-0aaaaaaaaaaaaaaa1-ami-old",
@@ -87,9 +87,9 @@ def test_expired_images_go_with_their_snapshots_and_the_rest_is_kept_with_reason
 
 def test_the_newest_available_image_is_kept_even_when_expired_and_keep_min_keeps_more():
     images = [image("ami-{0}".format(age), age=age, delete_on=days(-1)) for age in (3, 6, 9, 12)]
-    assert ids(plan(images)["deregister"]) == ["ami-12", "ami-6", "ami-9"]
+    assert ids(plan(images)["todo"]) == ["ami-12", "ami-6", "ami-9"]
     result = plan(images, keep_min=3)
-    assert ids(result["deregister"]) == ["ami-12"]
+    assert ids(result["todo"]) == ["ami-12"]
     assert sorted(kept_reasons(result)) == ["ami-3", "ami-6", "ami-9"]
 
 
@@ -100,7 +100,7 @@ def test_sources_are_independent():
         image("ami-b-only", source="i-0bbbbbbbbbbbbbbb2", age=9, delete_on=days(-2)),
     ]
     result = plan(images)
-    assert ids(result["deregister"]) == ["ami-a-old"]
+    assert ids(result["todo"]) == ["ami-a-old"]
     assert sorted(kept_reasons(result)) == ["ami-a-new", "ami-b-only"]
 
 
@@ -114,7 +114,7 @@ def test_a_source_whose_newest_image_is_not_available_is_held_back_entirely(newe
         image("ami-other-new", source="i-0bbbbbbbbbbbbbbb2", age=1, delete_on=days(6)),
     ]
     result = plan(images)
-    assert ids(result["deregister"]) == ["ami-other-old"]
+    assert ids(result["todo"]) == ["ami-other-old"]
     reasons = kept_reasons(result)
     for image_id in ("ami-old", "ami-mid", "ami-newest"):
         assert reasons[image_id] == (
@@ -130,8 +130,8 @@ def test_an_older_pending_image_is_kept_and_an_older_failed_one_expires_like_any
         image("ami-newest", age=1, delete_on=days(6)),
     ]
     result = plan(images)
-    assert ids(result["deregister"]) == ["ami-failed"]
-    assert kept_reasons(result)["ami-pending"] == "image is pending"
+    assert ids(result["todo"]) == ["ami-failed"]
+    assert kept_reasons(result)["ami-pending"] == "backup is pending"
 
 
 def test_a_snapshot_another_registered_ami_uses_is_kept_and_reported():
@@ -141,11 +141,12 @@ def test_a_snapshot_another_registered_ami_uses_is_kept_and_reported():
         image("ami-copy", managed=False, name="hand-made copy", snapshots=["snap-shared"]),
     ]
     result = plan(images)
-    assert ids(result["deregister"]) == ["ami-old"]
-    assert result["deregister"][0]["snapshot_ids"] == ["snap-own"]
+    assert ids(result["todo"]) == ["ami-old"]
+    assert result["todo"][0]["snapshot_ids"] == ["snap-own"]
     assert [item["snapshot_id"] for item in result["snapshots"]] == ["snap-own"]
-    assert [item for item in result["kept"] if "snapshot_id" in item] == [
+    assert [item for item in result["skipped"] if "snapshot_id" in item] == [
         {
+            "resource": "snap-shared",
             "snapshot_id": "snap-shared",
             "image_id": "ami-old",
             "name": "web-i-0aaaaaaaaaaaaaaa1-ami-old",
@@ -163,10 +164,10 @@ def test_a_snapshot_shared_by_two_expiring_amis_is_planned_once_after_both():
         image("ami-newest", age=1, delete_on=days(6)),
     ]
     result = plan(images)
-    assert ids(result["deregister"]) == ["ami-old", "ami-older"]
+    assert ids(result["todo"]) == ["ami-old", "ami-older"]
     by_snapshot = {item["snapshot_id"]: sorted(item["image_ids"]) for item in result["snapshots"]}
     assert by_snapshot == {"snap-shared": ["ami-old", "ami-older"], "snap-older": ["ami-older"]}
-    assert not [item for item in result["kept"] if "snapshot_id" in item]
+    assert not [item for item in result["skipped"] if "snapshot_id" in item]
 
 
 def test_a_snapshot_not_owned_by_the_account_stays_with_the_reason():
@@ -186,7 +187,7 @@ def test_images_of_another_owner_and_unmanaged_images_are_never_planned():
         image("ami-unmanaged-new", age=1, managed=False, name="golden image 2"),
     ]
     result = plan(images, adopt_legacy=True)
-    assert result["deregister"] == [] and result["snapshots"] == [] and result["kept"] == []
+    assert result["todo"] == [] and result["snapshots"] == [] and result["skipped"] == []
 
 
 def test_legacy_amis_are_purged_only_with_adopt_legacy():
@@ -201,11 +202,11 @@ def test_legacy_amis_are_purged_only_with_adopt_legacy():
         image("ami-anon-new", managed=False, age=15, delete_on=days(-8), name="nightly-2026-11-08"),
         image("ami-no-delete-on", managed=False, age=40, name="Lambda - i-0ccccccccccccccc3 from 2026-10-14"),
     ]
-    assert plan(legacy)["deregister"] == [] and plan(legacy)["kept"] == []
+    assert plan(legacy)["todo"] == [] and plan(legacy)["skipped"] == []
 
     result = plan(legacy, adopt_legacy=True)
-    assert ids(result["deregister"]) == ["ami-anon-old", "ami-l-old"]
-    by_id = {item["image_id"]: item for item in result["deregister"]}
+    assert ids(result["todo"]) == ["ami-anon-old", "ami-l-old"]
+    by_id = {item["image_id"]: item for item in result["todo"]}
     assert by_id["ami-l-old"]["legacy"] is True
     assert by_id["ami-l-old"]["source_instance_id"] == "i-0ccccccccccccccc3"
     assert by_id["ami-anon-old"]["source_instance_id"] is None
@@ -222,7 +223,7 @@ def test_a_legacy_ami_joins_the_managed_backups_of_its_source():
         image("ami-managed", age=1, delete_on=days(6)),
     ]
     result = plan(images, adopt_legacy=True)
-    assert ids(result["deregister"]) == ["ami-legacy"]
+    assert ids(result["todo"]) == ["ami-legacy"]
 
 
 def test_image_source_prefers_our_tag_then_the_aws_field_then_the_name():
@@ -236,23 +237,23 @@ def test_image_source_prefers_our_tag_then_the_aws_field_then_the_name():
 def test_keep_last_purges_older_available_backups_before_they_expire_but_never_below_keep_min():
     images = [image("ami-{0}".format(age), age=age, delete_on=days(30 - age)) for age in (1, 2, 3, 4)]
     images.append(image("ami-failed", age=0, delete_on=days(30), state="failed"))
-    assert plan(images)["deregister"] == []
+    assert plan(images)["todo"] == []
 
     held = plan(images, keep_last=2)
-    assert held["deregister"] == []  # the newest (failed) image holds the source back
+    assert held["todo"] == []  # the newest (failed) image holds the source back
 
     images.pop()
     result = plan(images, keep_last=2)
-    assert ids(result["deregister"]) == ["ami-3", "ami-4"]
-    reasons = {item["image_id"]: item["reason"] for item in result["deregister"]}
+    assert ids(result["todo"]) == ["ami-3", "ami-4"]
+    reasons = {item["image_id"]: item["reason"] for item in result["todo"]}
     assert reasons["ami-4"] == "beyond keep_last 2: available backup number 4 of i-0aaaaaaaaaaaaaaa1"
-    assert ids(plan(images, keep_last=1, keep_min=3)["deregister"]) == ["ami-4"]
+    assert ids(plan(images, keep_last=1, keep_min=3)["todo"]) == ["ami-4"]
 
 
 def test_keep_last_also_applies_to_managed_images_without_delete_on():
     images = [image("ami-new", age=1), image("ami-old", age=5)]
     assert kept_reasons(plan(images))["ami-old"] == "has no DeleteOn tag"
-    assert ids(plan(images, keep_last=1)["deregister"]) == ["ami-old"]
+    assert ids(plan(images, keep_last=1)["todo"]) == ["ami-old"]
 
 
 def test_a_bad_delete_on_keeps_the_image_with_a_warning_and_it_still_counts_as_a_backup():
@@ -262,13 +263,13 @@ def test_a_bad_delete_on_keeps_the_image_with_a_warning_and_it_still_counts_as_a
         image("ami-newest", age=1, delete_on=days(6)),
     ]
     result = plan(images, keep_last=1)
-    assert ids(result["deregister"]) == ["ami-old"]
+    assert ids(result["todo"]) == ["ami-old"]
     assert kept_reasons(result)["ami-bad"] == "DeleteOn tag 'next tuesday' is not a date"
     assert len(result["warnings"]) == 1
     assert "ami-bad" in result["warnings"][0] and "'next tuesday'" in result["warnings"][0]
 
     images[2]["State"] = "pending"
-    assert plan(images)["deregister"] == []
+    assert plan(images)["todo"] == []
 
 
 def test_as_of_previews_a_later_date_and_delete_on_datetimes_are_read():
@@ -278,10 +279,10 @@ def test_as_of_previews_a_later_date_and_delete_on_datetimes_are_read():
         image("ami-later", age=5, delete_on=days(10)),
         image("ami-newest", age=1, delete_on=days(6)),
     ]
-    assert plan(images)["deregister"] == []
-    assert ids(plan(images, as_of=TODAY + datetime.timedelta(days=3))["deregister"]) == ["ami-soon"]
-    assert ids(plan(images, as_of=TODAY + datetime.timedelta(days=5))["deregister"]) == ["ami-datetime", "ami-soon"]
-    assert ids(plan(images, as_of=TODAY + datetime.timedelta(days=60))["deregister"]) == [
+    assert plan(images)["todo"] == []
+    assert ids(plan(images, as_of=TODAY + datetime.timedelta(days=3))["todo"]) == ["ami-soon"]
+    assert ids(plan(images, as_of=TODAY + datetime.timedelta(days=5))["todo"]) == ["ami-datetime", "ami-soon"]
+    assert ids(plan(images, as_of=TODAY + datetime.timedelta(days=60))["todo"]) == [
         "ami-datetime",
         "ami-later",
         "ami-soon",
@@ -298,7 +299,7 @@ def test_as_of_previews_a_later_date_and_delete_on_datetimes_are_read():
 )
 def test_counts_below_one_are_refused_naming_the_value(keep_min, keep_last, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        check_purge_counts(keep_min, keep_last)
+        check_counts(keep_min, keep_last)
     with pytest.raises(ValueError):
         plan([image("ami-old", age=9, delete_on=days(-2))], keep_min=keep_min, keep_last=keep_last)
 
@@ -307,5 +308,5 @@ def test_of_two_images_made_in_the_same_second_the_longer_lived_counts_as_newer(
     for order in ((0, 1), (1, 0)):
         pair = [image("ami-0short", age=10, delete_on=days(-5)), image("ami-0long", age=10, delete_on=days(-1))]
         result = plan([pair[order[0]], pair[order[1]]])
-        assert ids(result["deregister"]) == ["ami-0short"]
-        assert [item["image_id"] for item in result["kept"]] == ["ami-0long"]
+        assert ids(result["todo"]) == ["ami-0short"]
+        assert [item["image_id"] for item in result["skipped"]] == ["ami-0long"]

@@ -9,14 +9,14 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import by_region
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import client_for
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import clients_for
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_entry
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import paginate
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import client_for
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import clients_for
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import paginate
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import shared_session
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.fanout import by_region
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.fanout import run_concurrently
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import resolve_regions
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import run_concurrently
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import shared_session
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import error_entry
 
 REGIONS = {
     "Regions": [
@@ -35,7 +35,24 @@ def describe_regions(**params):
 
 def test_default_is_the_task_region():
     assert resolve_regions(None, describe_regions, "eu-west-1") == ["eu-west-1"]
-    assert resolve_regions([], describe_regions, "eu-west-1") == ["eu-west-1"]
+
+
+@pytest.mark.parametrize("requested", [[], [""], [" ", ""], ","])
+def test_a_list_naming_no_region_is_refused_not_read_as_the_task_region(requested):
+    with pytest.raises(ValueError, match="regions .* names no region"):
+        resolve_regions(requested, describe_regions, "eu-west-1")
+
+
+@pytest.mark.parametrize(
+    "requested", ["eu-west-1,us-east-1", "eu-west-1, us-east-1", ["eu-west-1,us-east-1"], ["eu-west-1", " us-east-1"]]
+)
+def test_comma_separated_text_names_several_regions(requested):
+    assert resolve_regions(requested, describe_regions, None) == ["eu-west-1", "us-east-1"]
+
+
+def test_no_region_at_all_names_the_module_defaults_group():
+    with pytest.raises(ValueError, match="no region given.*group/opsvault.aws_backup.aws"):
+        resolve_regions(None, describe_regions, None)
 
 
 def test_all_means_every_enabled_region():
@@ -48,9 +65,9 @@ def test_explicit_regions_are_validated_and_deduplicated():
         "us-east-1",
         "eu-west-1",
     ]
-    with pytest.raises(ValueError, match="region 'eu-west-9' is not an AWS region"):
+    with pytest.raises(ValueError, match="regions: 'eu-west-9' is not an AWS region"):
         resolve_regions(["eu-west-1", "eu-west-9"], describe_regions, None)
-    with pytest.raises(ValueError, match="region 'me-south-1' is not enabled for this account"):
+    with pytest.raises(ValueError, match="regions: 'me-south-1' is not enabled for this account"):
         resolve_regions(["me-south-1"], describe_regions, None)
     with pytest.raises(ValueError, match="cannot be combined"):
         resolve_regions(["all", "eu-west-1"], describe_regions, None)
@@ -76,7 +93,7 @@ def test_a_failing_region_is_reported_while_the_others_finish():
     ]
     assert sorted(finished) == ["ap-south-1", "us-east-1"]
     error = outcomes[1][2]
-    assert error_entry("eu-west-1", "eu-west-1", error, "describe") == {
+    assert error_entry("eu-west-1", "eu-west-1", "describe", error) == {
         "resource": "eu-west-1",
         "region": "eu-west-1",
         "code": "RequestLimitExceeded",

@@ -1,12 +1,12 @@
 """CreateImage retries: InvalidAMIName.Duplicate means our own earlier attempt went through."""
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import ANY
-from botocore.stub import Stubber
 
 from ansible_collections.opsvault.aws_backup.plugins.modules import ami_backup
+from tests.harness.module_options import StandInModule
+from tests.harness.module_options import options_of
 
 ITEM = {
     "region": "us-east-1",
@@ -19,9 +19,9 @@ ITEM = {
 }
 
 
-def stubbed_client():
-    client = boto3.client("ec2", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-    return client, Stubber(client)
+def create_image(client):
+    job = ami_backup.AmiBackup(StandInModule(), options_of(ami_backup), ["us-east-1"], {"us-east-1": client})
+    return job.apply(ITEM)
 
 
 def expect_duplicate(stubber, owner_instance):
@@ -41,8 +41,8 @@ def expect_duplicate(stubber, owner_instance):
     )
 
 
-def test_create_image_sends_tags_for_image_and_snapshots_in_one_call():
-    client, stubber = stubbed_client()
+def test_create_image_sends_tags_for_image_and_snapshots_in_one_call(stubbed):
+    client, stubber = stubbed("ec2", "us-east-1")
     stubber.add_response(
         "create_image",
         {"ImageId": "ami-0new"},
@@ -58,22 +58,21 @@ def test_create_image_sends_tags_for_image_and_snapshots_in_one_call():
         },
     )
     with stubber:
-        image = ami_backup.create_image(client, ITEM)
-    stubber.assert_no_pending_responses()
+        image = create_image(client)
     assert (image["image_id"], image["state"]) == ("ami-0new", "pending")
 
 
-def test_duplicate_name_from_our_own_retry_counts_as_done():
-    client, stubber = stubbed_client()
+def test_duplicate_name_from_our_own_retry_counts_as_done(stubbed):
+    client, stubber = stubbed("ec2", "us-east-1")
     expect_duplicate(stubber, "i-0aaa")
     with stubber:
-        image = ami_backup.create_image(client, ITEM)
+        image = create_image(client)
     assert (image["image_id"], image["state"], image["instance_id"]) == ("ami-0first", "pending", "i-0aaa")
 
 
-def test_duplicate_name_of_another_instance_is_an_error():
-    client, stubber = stubbed_client()
+def test_duplicate_name_of_another_instance_is_an_error(stubbed):
+    client, stubber = stubbed("ec2", "us-east-1")
     expect_duplicate(stubber, "i-0other")
     with stubber:
         with pytest.raises(ClientError, match="InvalidAMIName.Duplicate"):
-            ami_backup.create_image(client, ITEM)
+            create_image(client)

@@ -1,23 +1,20 @@
 """ami_purge's AWS steps with botocore's Stubber: pagination (moto never pages), ordering and partial failure."""
 
-import datetime
-
-import boto3
 import pytest
-from botocore.stub import Stubber
 
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.fanout import batches_doubling
 from ansible_collections.opsvault.aws_backup.plugins.modules import ami_purge
-
-TODAY = datetime.date(2026, 11, 23)
-
-
-def stubbed_client():
-    client = boto3.client("ec2", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
-    return client, Stubber(client)
+from tests.harness.module_options import StandInModule
+from tests.harness.module_options import options_of
 
 
-def test_describe_region_follows_next_token():
-    client, stubber = stubbed_client()
+def job(clients, check_mode=False, **params):
+    module = StandInModule(check_mode=check_mode)
+    return ami_purge.AmiPurge(module, options_of(ami_purge, check_mode, **params), sorted(clients), clients)
+
+
+def test_describe_region_follows_next_token(stubbed):
+    client, stubber = stubbed()
     stubber.add_response(
         "describe_images",
         {"Images": [{"ImageId": "ami-1"}], "NextToken": "page-2"},
@@ -29,8 +26,7 @@ def test_describe_region_follows_next_token():
         {"Owners": ["self"], "IncludeDisabled": True, "NextToken": "page-2"},
     )
     with stubber:
-        images = ami_purge.describe_region(client)
-    stubber.assert_no_pending_responses()
+        images = job({"eu-west-1": client}).describe("eu-west-1")
     assert [image["ImageId"] for image in images] == ["ami-1", "ami-2"]
 
 
@@ -39,14 +35,14 @@ def owners_filter(snapshot_ids, **extra):
 
 
 def test_batches_double_from_one_up_to_the_largest():
-    sizes = [len(batch) for batch in ami_purge.batches_doubling(list(range(300)), 100)]
+    sizes = [len(batch) for batch in batches_doubling(list(range(300)), 100)]
     assert sizes == [1, 2, 4, 8, 16, 32, 64, 100, 73]
-    assert sum(ami_purge.batches_doubling(list(range(300)), 100), []) == list(range(300))
-    assert ami_purge.batches_doubling([], 100) == []
+    assert sum(batches_doubling(list(range(300)), 100), []) == list(range(300))
+    assert batches_doubling([], 100) == []
 
 
-def test_snapshot_owners_describes_only_planned_snapshots_a_batch_at_a_time_when_first_needed():
-    client, stubber = stubbed_client()
+def test_snapshot_owners_describes_only_planned_snapshots_a_batch_at_a_time_when_first_needed(stubbed):
+    client, stubber = stubbed()
     planned = ["snap-{0:03d}".format(number) for number in range(10)]
     owners = ami_purge.SnapshotOwners(client, planned, "111122223333")
     assert owners.batches == [planned[:1], planned[1:3], planned[3:7], planned[7:]]
@@ -94,9 +90,9 @@ def snapshot(snapshot_id, *image_ids):
     }
 
 
-def test_each_snapshot_goes_right_after_its_last_ami_and_never_after_a_failed_deregister_or_when_foreign():
-    deregister_client, deregister_stubber = stubbed_client()
-    delete_client, delete_stubber = stubbed_client()
+def test_each_snapshot_goes_right_after_its_last_ami_and_never_after_a_failed_deregister_or_when_foreign(stubbed):
+    deregister_client, deregister_stubber = stubbed()
+    delete_client, delete_stubber = stubbed()
     deregister_stubber.add_response("deregister_image", {}, {"ImageId": "ami-ok"})
     deregister_stubber.add_response(
         "describe_snapshots",
@@ -117,7 +113,6 @@ def test_each_snapshot_goes_right_after_its_last_ami_and_never_after_a_failed_de
         owners_filter(["snap-in-use", "snap-foreign"]),
     )
     delete_stubber.add_client_error("delete_snapshot", "InvalidSnapshot.InUse", "in use by ami-x")
-    errors, kept = [], []
     to_delete = [
         snapshot("snap-ok", "ami-ok"),
         snapshot("snap-shared", "ami-ok", "ami-refused"),
@@ -126,24 +121,19 @@ def test_each_snapshot_goes_right_after_its_last_ami_and_never_after_a_failed_de
         snapshot("snap-foreign", "ami-gone-already"),
     ]
     planned = [item["snapshot_id"] for item in to_delete]
-    owners = {"eu-west-1": ami_purge.SnapshotOwners(deregister_client, planned, "111122223333")}
+    purge = job({"eu-west-1": deregister_client}, max_concurrency=1)
+    purge.make_clients = lambda regions: {"eu-west-1": delete_client}
+    purge.owners = {"eu-west-1": ami_purge.SnapshotOwners(deregister_client, planned, "111122223333")}
+    purge.to_delete = to_delete
 
     with deregister_stubber, delete_stubber:
-        deregistered, deleted = ami_purge.apply_plan(
-            {"eu-west-1": deregister_client},
-            {"eu-west-1": delete_client},
-            owners,
-            [dereg("ami-ok"), dereg("ami-refused"), dereg("ami-gone-already")],
-            to_delete,
-            1,
-            errors,
-            kept,
-        )
-    deregister_stubber.assert_no_pending_responses()
-    delete_stubber.assert_no_pending_responses()
+        deregistered = purge.apply_all([dereg("ami-ok"), dereg("ami-refused"), dereg("ami-gone-already")])
+    deleted, errors, kept = purge.deleted, purge.errors, purge.skipped
 
     assert [item["image_id"] for item in deregistered] == ["ami-ok", "ami-gone-already"]
-    assert deleted == [{"snapshot_id": "snap-ok", "image_id": "ami-ok", "image_ids": ["ami-ok"], "region": "eu-west-1"}]
+    assert deleted == [
+        {"snapshot_id": "snap-ok", "image_id": "ami-ok", "image_ids": ["ami-ok"], "region": "eu-west-1", "state": "deleted"}
+    ]
     assert [(e["resource"], e["code"], e["action"]) for e in errors] == [
         ("ami-refused", "UnauthorizedOperation", "deregister_image"),
         ("snap-in-use", "InvalidSnapshot.InUse", "delete_snapshot"),
@@ -155,15 +145,17 @@ def test_each_snapshot_goes_right_after_its_last_ami_and_never_after_a_failed_de
     ]
 
 
-@pytest.mark.parametrize("value", ["2026-13-01", "2026-02-30", "20261201", "tomorrow", "2026-12-01T00:00:00", " "])
-def test_as_of_must_be_a_yyyy_mm_dd_date(value):
-    with pytest.raises(ValueError, match="as_of {0!r} is not a date".format(value)):
-        ami_purge.parse_as_of(value, TODAY)
+def test_a_future_as_of_outside_check_mode_is_refused_naming_the_option():
+    with pytest.raises(ValueError, match="as_of 2099-01-01 is in the future.*allow_future_as_of"):
+        options_of(ami_purge, as_of="2099-01-01")
+    assert options_of(ami_purge, check_mode=True, as_of="2099-01-01")["as_of"].year == 2099
+    assert options_of(ami_purge, as_of="2099-01-01", allow_future_as_of=True)["as_of"].year == 2099
 
 
-def test_as_of_defaults_to_today():
-    assert ami_purge.parse_as_of(None, TODAY) == TODAY
-    assert ami_purge.parse_as_of(" 2027-01-31 ", TODAY) == datetime.date(2027, 1, 31)
+@pytest.mark.parametrize("keep_min", [0, -1])
+def test_keep_min_below_one_is_refused(keep_min):
+    with pytest.raises(ValueError, match="keep_min must be at least 1"):
+        options_of(ami_purge, keep_min=keep_min)
 
 
 def test_the_account_is_the_single_owner_of_the_images_described_for_owners_self():

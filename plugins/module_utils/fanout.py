@@ -1,0 +1,55 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the opsvault.aws_backup project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Bounded concurrent fan-out, spread round-robin over regions so every region's rate limits drain at once."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+
+def by_region(item):
+    return item["region"]
+
+
+def interleave(items, key):
+    """Items reordered round-robin over ``key`` groups: a, b, c, a, b, c, ..."""
+    groups = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    queues = list(groups.values())
+    ordered = []
+    for index in range(max((len(queue) for queue in queues), default=0)):
+        ordered.extend(queue[index] for queue in queues if index < len(queue))
+    return ordered
+
+
+def run_concurrently(func, items, max_workers, spread_by=None):
+    """Call ``func(item)`` for each item on at most ``max_workers`` threads.
+
+    Returns ``[(item, value, error)]``: an exception in one call is returned as its ``error``
+    and never stops the others.  With ``spread_by`` (e.g. ``by_region``) the work is taken
+    round-robin over its groups, so that every region's API rate limits are used at once
+    instead of one region's after another; otherwise in the order of ``items``.
+    """
+    items = interleave(items, spread_by) if spread_by else list(items)
+    if not items:
+        return []
+
+    def guarded(item):
+        try:
+            return item, func(item), None
+        except Exception as exc:  # pylint: disable=broad-except
+            return item, None, exc
+
+    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(items)))) as pool:
+        return list(pool.map(guarded, items))
+
+
+def batches_doubling(items, largest):
+    """``items`` in consecutive batches of 1, 2, 4, ... items, none larger than ``largest``."""
+    batches, start, size = [], 0, 1
+    while start < len(items):
+        batches.append(items[start : start + size])
+        start += size
+        size = min(size * 2, largest)
+    return batches
