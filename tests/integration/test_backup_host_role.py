@@ -313,10 +313,17 @@ def test_bad_variables_are_rejected_before_anything_is_written(host, overrides, 
     assert not host.root.exists()
 
 
-def test_setup_playbook_creates_the_iam_identity_and_schedules_the_jobs(aws, host):
-    """opsvault.aws_backup.setup_backup_host, by FQCN: the iam role against moto, then the host (localhost)."""
+@pytest.mark.parametrize(
+    "answers",
+    [{}, {"setup_backup_host_manage_iam": "", "setup_backup_host_instance_id": ""}],
+    ids=["unset", "unanswered survey questions"],
+)
+def test_setup_playbook_creates_the_iam_identity_and_schedules_the_jobs(aws, host, answers):
+    """opsvault.aws_backup.setup_backup_host, by FQCN: the iam role against moto, then the host (localhost).
+    An empty answer, as an AWX survey sends, means unset: the IAM identity is still created."""
     extra_vars = dict(
         host.role_vars(),
+        **answers,
         setup_backup_host_hosts="localhost",
         setup_backup_host_become=False,
         ansible_connection="local",
