@@ -126,6 +126,8 @@ def test_check_mode_returns_the_plan_and_creates_nothing(aws, play):
     assert planned["tags"]["CreatedBy"] == "opsvault.aws_backup"
     assert fleet.images(east) == {}
     assert moto_server.CREATE_IMAGE_REQUESTS == []
+    assert result["msg"].startswith("us-east-1: check mode, nothing changed. Would create 1 AMI(s): ")
+    assert "created" not in result["msg"].lower().replace("would create", "")
 
 
 def test_bad_options_fail_before_any_change_naming_the_value(aws, play):
@@ -135,7 +137,9 @@ def test_bad_options_fail_before_any_change_naming_the_value(aws, play):
         "negative retention": ({"retention": "-7"}, "'-7'"),
         "unknown region": ({"regions": ["us-east-1", "eu-west-9"]}, "'eu-west-9'"),
         "empty tag_key": ({"tag_key": " "}, "tag_key must not be empty"),
-        "bad min_interval": ({"min_interval": "soon"}, "'soon'"),
+        "bad min_interval": ({"min_interval": "soon"}, "min_interval 'soon' is not a duration"),
+        "empty regions": ({"regions": []}, "regions [] names no region"),
+        "blank regions": ({"regions": [""]}, "regions [''] names no region"),
         "reserved extra tag": ({"extra_tags": {"DeleteOn": "2099-01-01"}}, "DeleteOn"),
         "name without id": ({"name_template": "{name}-{timestamp}"}, "'{name}-{timestamp}'"),
         "bad state": ({"instance_states": ["terminated"]}, "terminated"),

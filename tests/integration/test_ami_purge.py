@@ -403,3 +403,43 @@ def test_shipped_playbook_purges_several_regions_with_one_describe_images_per_re
     assert stats["mutating"] == 16
     purge_msg = purge.result("Summarise the purge")["msg"]
     assert "Deregistered 8 AMI(s)" in purge_msg and "Deleted 8 snapshot(s)" in purge_msg
+
+
+def test_a_future_as_of_is_refused_outside_check_mode_unless_allowed_and_previews_in_check_mode(aws, play):
+    ec2 = aws.ec2("us-east-1")
+    [source] = fleet.launch(ec2, {"Backup": ""})
+    soon = seed_backup(ec2, "us-east-1", source, 2, 5)
+    newest = seed_backup(ec2, "us-east-1", source, 1, 6)
+    future = day(10)
+
+    run = play(
+        [
+            purge_task("refused", ignore_errors=True, as_of=future),
+            purge_task("preview", check_mode=True, as_of=future),
+        ]
+    )
+
+    refused, preview = run.result("refused"), run.result("preview")
+    assert refused["failed"] is True
+    assert "as_of {0} is in the future".format(future) in refused["msg"] and "allow_future_as_of" in refused["msg"]
+    assert ids(preview["deregistered"]) == [soon] and preview["deregistered"][0]["state"] == "planned"
+    assert preview["msg"].startswith("us-east-1: check mode, nothing changed. Would deregister 1 AMI(s)")
+    assert set(fleet.images(ec2)) == {soon, newest}
+
+    allowed = play([purge_task("allowed", as_of=future, allow_future_as_of=True)]).result("allowed")
+    assert ids(allowed["deregistered"]) == [soon]
+    assert set(fleet.images(ec2)) == {newest}
+
+
+def test_the_summary_says_what_went_and_what_stayed_and_why(aws, play):
+    ec2 = aws.ec2("us-east-1")
+    [source] = fleet.launch(ec2, {"Backup": ""})
+    expired = seed_backup(ec2, "us-east-1", source, 9, -2)
+    newest = seed_backup(ec2, "us-east-1", source, 1, 6)
+
+    result = play([purge_task()]).result("purge")
+
+    msg = result["msg"]
+    assert "Deregistered 1 AMI(s): {0} of {1} (expired on {2})".format(expired, source, day(-2)) in msg
+    assert "Deleted 1 snapshot(s)" in msg
+    assert "Left alone 1 resource(s): {0}: one of the newest 1 available backup(s) of {1}".format(newest, source) in msg
