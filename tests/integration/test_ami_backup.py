@@ -193,3 +193,20 @@ def test_shipped_playbook_treats_empty_survey_answers_as_unset_and_zero_interval
     images = [image for image in fleet.images(east).values() if fleet.tags_of(image)["SourceInstanceId"] == instance]
     assert len(images) == 2
     assert {fleet.tags_of(image)["DeleteOn"] for image in images} == {(TODAY + datetime.timedelta(days=7)).isoformat()}
+
+
+def test_module_defaults_for_amazon_aws_only_fail_naming_our_group_before_any_call(aws, tmp_path):
+    play = [
+        {
+            "hosts": "localhost",
+            "gather_facts": False,
+            "module_defaults": {"group/amazon.aws.aws": {"region": "us-east-1", "endpoint_url": aws.endpoint}},
+            "tasks": [dict(backup_task(), ignore_errors=True)],
+        }
+    ]
+
+    run = run_playbook(play, tmp_path, env={"AWS_REGION": "", "AWS_DEFAULT_REGION": ""})
+
+    result = run.result("backup")
+    assert result["failed"] is True
+    assert "no region given" in result["msg"] and "group/opsvault.aws_backup.aws" in result["msg"]

@@ -349,13 +349,6 @@ def test_a_refused_deregister_or_delete_is_reported_the_rest_is_done_and_the_tas
     assert snapshots[clean] not in remaining_snapshots
 
 
-@pytest.fixture
-def counting_proxy(aws):
-    proxy = aws_proxy.start(aws.endpoint)
-    yield proxy
-    proxy.stop()
-
-
 def test_shipped_playbook_purges_several_regions_with_one_describe_images_per_region(aws, counting_proxy, tmp_path):
     regions = ["us-east-1", "eu-west-1"]
     expired, kept = {}, {}
