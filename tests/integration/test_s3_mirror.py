@@ -83,6 +83,8 @@ def test_cold_mirror_is_byte_identical_and_warm_rerun_downloads_nothing(s3, play
     assert again["changed"] is False
     assert again["counts"]["downloaded"] == 0 and again["counts"]["unchanged"] == 8
     assert again["downloaded_keys"] == []
+    assert again["msg"].startswith("s3://{0}/ -> {1}: 9 listed (".format(BUCKET, dest))
+    assert again["msg"].endswith("8 unchanged, 0 excluded.")
     assert {key: os.stat(dest / key).st_ino for key in expected} == inodes
     assert os.stat(dest / ".s3_mirror_index.jsonl").st_ino == index_inode
     assert s3h.local_files(dest) == expected
@@ -152,8 +154,9 @@ def test_deletes_only_with_delete_true_and_stop_at_max_delete(s3, play, tmp_path
         refused = play([mirror_task(dest=str(dest), delete=True, max_delete=guard)])
         result = refused.result("mirror")
         assert refused.rc != 0
-        assert "max_delete" in result["msg"], result["msg"]
+        assert "Nothing deleted: 3 " in result["msg"] and "max_delete is " + guard in result["msg"], result["msg"]
         assert result["errors"][0]["code"] == "MaxDeleteExceeded"
+        assert result["errors"][0]["resource"] == str(dest) and result["errors"][0]["action"] == "delete"
         assert result["counts"]["deleted"] == 0
         assert (dest / "gone1.txt").exists() and (dest / "sub" / "gone3.txt").exists()
 
@@ -187,8 +190,10 @@ def test_hostile_keys_never_escape_dest(s3, play, tmp_path):
     run = play([mirror_task(dest=str(dest))])
     result = run.result("mirror")
     assert run.rc == 0, result
-    reasons = {item["key"]: item["reason"] for item in result["skipped_keys"]}
+    reasons = {item["resource"]: item["reason"] for item in result["skipped_resources"]}
     assert {key: reasons.get(key) for key in hostile} == hostile
+    assert {item["region"] for item in result["skipped_resources"]} == {"us-east-1"}
+    assert "Left alone {0} key(s): ".format(len(hostile) + 1) in result["msg"]
     assert "is taken by the file of key 'taken'" in reasons["taken/inside.txt"]
     assert result["counts"]["skipped"] == len(hostile) + 1
     assert s3h.local_files(dest) == {"ok.txt": b"fine", "taken": b"file"}
@@ -203,7 +208,10 @@ def test_hostile_keys_never_escape_dest(s3, play, tmp_path):
     run = play([mirror_task(dest=str(dest))])
     result = run.result("mirror")
     assert run.rc != 0
-    assert result["errors"][0]["key"] == "link/pwned.txt" and "symlink" in result["errors"][0]["message"]
+    [error] = result["errors"]
+    assert error["resource"] == "link/pwned.txt" and "symlink" in error["message"]
+    assert error["region"] == "us-east-1" and error["action"] == "download" and error["code"] == "UnsafePath"
+    assert "1 error(s): link/pwned.txt in us-east-1 (download): UnsafePath" in result["msg"]
     assert list(outside.iterdir()) == []
 
 
@@ -219,7 +227,9 @@ def test_delete_never_follows_a_symlink_out_of_dest(s3, play, tmp_path):
     run = play([mirror_task(dest=str(dest), delete=True)])
     result = run.result("mirror")
     assert run.rc != 0
-    assert result["errors"][0]["key"] == "sub/a.txt" and "symlink" in result["errors"][0]["message"]
+    [error] = result["errors"]
+    assert error["resource"] == "sub/a.txt" and "symlink" in error["message"]
+    assert error["action"] == "delete" and error["code"] == "UnsafePath"
     assert (outside / "a.txt").read_bytes() == b"a"
 
 
@@ -230,8 +240,13 @@ def test_check_mode_lists_the_plan_and_writes_nothing(s3, play, tmp_path):
     result = run.result("mirror")
     assert run.rc == 0, result
     assert result["changed"] is True
-    assert [item["key"] for item in result["downloaded_keys"]] == ["a.txt"]
+    assert result["downloaded_keys"] == [{"key": "a.txt", "size": 1, "reason": "new", "state": "planned"}]
     assert result["counts"]["directories"] == 1
+    assert result["regions"] == ["us-east-1"]
+    assert result["msg"] == (
+        "s3://{0}/ -> {1}: check mode, nothing changed. Would download 1 object(s): a.txt (new). "
+        "Would create 1 directory(ies). 2 listed (1 bytes), 0 unchanged, 0 excluded.".format(BUCKET, dest)
+    )
     assert not dest.exists()
 
     assert play([mirror_task(dest=str(dest))]).rc == 0
@@ -248,7 +263,11 @@ def test_check_mode_lists_the_plan_and_writes_nothing(s3, play, tmp_path):
     assert run.rc == 0, result
     assert result["changed"] is True
     assert sorted(item["key"] for item in result["downloaded_keys"]) == ["a.txt", "newer.txt"]
+    assert {item["state"] for item in result["downloaded_keys"]} == {"planned"}
     assert result["deleted_files"] == [str(dest / "old.txt")]
+    assert "Would download 2 object(s): a.txt (changed); newer.txt (new)" in result["msg"]
+    assert "Would delete 1 file(s): old.txt." in result["msg"]
+    assert "downloaded" not in result["msg"] and "deleted" not in result["msg"]
     assert {path: (os.stat(dest / path).st_ino, data) for path, data in s3h.local_files(dest).items()} == before
     assert (dest / ".s3_mirror_index.jsonl").read_bytes() == index_before
 
@@ -270,19 +289,24 @@ def test_checksum_mismatch_is_an_error_and_keeps_the_old_copy(s3, play, tmp_path
     run = play([mirror_task(dest=str(dest))])
     result = run.result("mirror")
     assert run.rc != 0
-    errors = {error["key"]: error for error in result["errors"]}
+    errors = {error["resource"]: error for error in result["errors"]}
     assert set(errors) == {"plain.txt", "sha.txt", "parts.bin"}
     assert errors["plain.txt"]["code"] == "ChecksumMismatch" and "MD5" in errors["plain.txt"]["message"]
     assert errors["parts.bin"]["code"] == "ChecksumMismatch" and "multipart ETag" in errors["parts.bin"]["message"]
     assert errors["sha.txt"]["code"] == "ChecksumMismatch" and "ChecksumSHA256" in errors["sha.txt"]["message"]
-    assert "3 error(s)" in result["msg"]
+    assert {(error["region"], error["action"]) for error in result["errors"]} == {("us-east-1", "download")}
+    assert "3 error(s): " in result["msg"] and "Downloaded 1 object(s): good.txt (new)" in result["msg"]
     assert s3h.local_files(dest) == {"plain.txt": b"version 1", "sha.txt": b"version 1", "good.txt": b"fine"}
 
 
 def test_missing_bucket_unwritable_dest_and_bad_credentials_fail_clearly(s3, play, aws, tmp_path):
     run = play([mirror_task(bucket="no-such-bucket", dest=str(tmp_path / "m1"))])
     assert run.rc != 0
-    assert "bucket 'no-such-bucket' does not exist" in run.result("mirror")["msg"]
+    failed = run.result("mirror")
+    assert "bucket 'no-such-bucket' does not exist" in failed["msg"]
+    assert [(e["resource"], e["region"], e["action"], e["code"]) for e in failed["errors"]] == [
+        ("no-such-bucket", "us-east-1", "list", "NoSuchBucket")
+    ]
     assert not (tmp_path / "m1").exists()
 
     s3h.put(s3, BUCKET, {"a.txt": b"a"})
@@ -290,7 +314,10 @@ def test_missing_bucket_unwritable_dest_and_bad_credentials_fail_clearly(s3, pla
     blocker.write_bytes(b"")
     run = play([mirror_task(dest=str(blocker / "mirror"))])
     assert run.rc != 0
-    assert "dest {0} cannot be created: Not a directory".format(blocker / "mirror") in run.result("mirror")["msg"]
+    failed = run.result("mirror")
+    assert "dest {0} cannot be created: Not a directory".format(blocker / "mirror") in failed["msg"]
+    assert failed["errors"][0]["resource"] == str(blocker / "mirror")
+    assert failed["errors"][0]["action"] == "prepare dest"
 
     readonly = tmp_path / "readonly"
     readonly.mkdir()
@@ -450,7 +477,7 @@ def test_fqcn_playbook_mirrors_with_environment_credentials(s3, aws, tmp_path):
     result = run.result("Download new and changed objects")
     assert result["counts"]["deleted"] == 1 and result["changed"] is True
     assert s3h.local_files(dest) == {"img/a.jpg": b"a", "img/b.png": b"b"}
-    assert "1 deleted" in run.result("Summarise the mirror")["msg"]
+    assert "Deleted 1 file(s): gone.jpg." in result["msg"]
 
 
 def test_an_object_rewritten_during_its_download_is_an_error_and_the_rerun_gets_it(s3, play, tmp_path, monkeypatch):
@@ -471,7 +498,7 @@ def test_an_object_rewritten_during_its_download_is_an_error_and_the_rerun_gets_
     run = play([mirror_task(dest=str(dest))])
     result = run.result("mirror")
     assert run.rc != 0 and rewritten
-    assert [(error["key"], error["code"]) for error in result["errors"]] == [("racy.txt", "ObjectChanged")]
+    assert [(error["resource"], error["code"]) for error in result["errors"]] == [("racy.txt", "ObjectChanged")]
     assert s3h.local_files(dest) == {"calm.txt": b"calm"}
 
     monkeypatch.undo()

@@ -1,4 +1,5 @@
-"""s3_mirror's listing with botocore's Stubber: pages follow the continuation token and merge with the index."""
+"""s3_mirror's run with botocore's Stubber: pages follow the continuation token and merge with the index;
+whole-run failures raise MirrorError; the report speaks the collection's result vocabulary."""
 
 import datetime
 import os
@@ -7,50 +8,51 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from ansible_collections.opsvault.aws_backup.plugins.module_utils import s3_mirror as m
-from ansible_collections.opsvault.aws_backup.plugins.modules import s3_mirror
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import s3_index as index
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import MirrorError
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_transfer import Mirror
 
 WHEN = datetime.datetime(2026, 11, 23, 1, 0, tzinfo=datetime.timezone.utc)
-
-
-class FakeModule:
-    check_mode = True
-
-    def __init__(self):
-        self.warnings = []
-
-    def warn(self, message):
-        self.warnings.append(message)
-
-    def fail_json(self, **kwargs):
-        raise AssertionError(kwargs)
+REGION = "eu-west-1"
 
 
 def item(key, size=3, etag='"e"'):
     return {"Key": key, "Size": size, "ETag": etag, "LastModified": WHEN, "StorageClass": "STANDARD"}
 
 
-def options(dest):
+def options(dest, **changes):
     return dict(
-        bucket="b",
-        prefix="",
-        dest=str(dest),
-        include=[],
-        exclude=[],
-        max_concurrency=4,
-        multipart_threshold=8 * 1024 * 1024,
-        fsync=False,
-        report_limit=100,
-        max_delete=None,
+        dict(
+            bucket="b",
+            prefix="",
+            dest=str(dest),
+            include=[],
+            exclude=[],
+            delete=True,
+            max_delete=None,
+            max_concurrency=4,
+            multipart_threshold=8 * 1024 * 1024,
+            fsync=False,
+            report_limit=100,
+        ),
+        **changes
     )
 
 
 @pytest.fixture
 def stubbed():
-    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    client = boto3.client("s3", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
     with Stubber(client) as stubber:
         yield client, stubber
         stubber.assert_no_pending_responses()
+
+
+def one_page(stubber, keys):
+    stubber.add_response(
+        "list_objects_v2",
+        {"Contents": [item(key) for key in keys], "IsTruncated": False, "KeyCount": len(keys)},
+        {"Bucket": "b", "Prefix": ""},
+    )
 
 
 def test_every_page_is_read_and_merged_with_the_index(stubbed, tmp_path):
@@ -65,37 +67,108 @@ def test_every_page_is_read_and_merged_with_the_index(stubbed, tmp_path):
         {"Contents": [item("d", etag='"new"'), item("f")], "IsTruncated": False, "KeyCount": 2},
         {"Bucket": "b", "Prefix": "", "ContinuationToken": "t1"},
     )
-    os.makedirs(tmp_path / m.TEMP_DIR_NAME)
-    writer = m.IndexWriter(str(tmp_path), "b", "", fsync=False)
+    os.makedirs(tmp_path / index.TEMP_DIR_NAME)
+    writer = index.IndexWriter(str(tmp_path), "b", "", fsync=False)
     for key, etag in (("a", '"e"'), ("b", '"e"'), ("d", '"old"'), ("e", '"e"')):
-        writer.write(m.IndexEntry(key, 3, etag, WHEN.timestamp()))
+        writer.write(index.IndexEntry(key, 3, etag, WHEN.timestamp()))
     writer.commit()
     (tmp_path / "a").write_bytes(b"aaa")
     os.utime(tmp_path / "a", (WHEN.timestamp(), WHEN.timestamp()))
 
-    job = s3_mirror.Mirror(FakeModule(), client, options(tmp_path))
-    changed = job.run(delete=True, max_delete=None)
+    report = Mirror(client, options(tmp_path), check_mode=True).run()
 
-    assert changed is True
-    assert job.report.counts["listed"] == 4
-    assert job.report.counts["unchanged"] == 1
-    assert [(entry["key"], entry["reason"]) for entry in job.report.lists["downloaded_keys"]] == [
-        ("c", "new"),
-        ("d", "changed"),
-        ("f", "new"),
+    assert report.changed is True
+    assert report.counts["listed"] == 4
+    assert report.counts["unchanged"] == 1
+    assert report.lists["downloaded_keys"] == [
+        {"key": "c", "size": 3, "reason": "new", "state": "planned"},
+        {"key": "d", "size": 3, "reason": "changed", "state": "planned"},
+        {"key": "f", "size": 3, "reason": "new", "state": "planned"},
     ]
-    assert job.report.lists["deleted_files"] == [str(tmp_path / "b"), str(tmp_path / "e")]
+    assert report.lists["deleted_files"] == [str(tmp_path / "b"), str(tmp_path / "e")]
+    assert report.result()["regions"] == [REGION]
 
 
 def test_a_listing_out_of_key_order_stops_before_any_delete(stubbed, tmp_path):
     client, stubber = stubbed
-    stubber.add_response(
-        "list_objects_v2",
-        {"Contents": [item("b"), item("a")], "IsTruncated": False, "KeyCount": 2},
-        {"Bucket": "b", "Prefix": ""},
-    )
-    job = s3_mirror.Mirror(FakeModule(), client, options(tmp_path))
-    job.run(delete=True, max_delete=None)
-    assert job.report.counts["errors"] == 1
-    assert "not in key order" in job.report.lists["errors"][0]["message"]
-    assert job.report.counts["deleted"] == 0
+    one_page(stubber, ["b", "a"])
+    report = Mirror(client, options(tmp_path), check_mode=True).run()
+    assert report.counts["errors"] == 1 and report.counts["deleted"] == 0
+    [error] = report.lists["errors"]
+    assert error["resource"] == "b" and error["region"] == REGION and error["action"] == "list"
+    assert error["code"] == "ValueError" and "not in key order" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "code, message",
+    [
+        ("NoSuchBucket", "bucket 'b' does not exist (NoSuchBucket)"),
+        ("AccessDenied", "access denied listing bucket 'b': the credentials need s3:ListBucket on it"),
+        ("InvalidAccessKeyId", "S3 rejected the credentials listing bucket 'b': InvalidAccessKeyId: no"),
+        ("SlowDown", "could not list bucket 'b': SlowDown: no"),
+    ],
+)
+def test_a_bucket_that_cannot_be_listed_fails_the_run_before_dest_is_touched(stubbed, tmp_path, code, message):
+    client, stubber = stubbed
+    stubber.add_client_error("list_objects_v2", service_error_code=code, service_message="no")
+    dest = tmp_path / "mirror"
+    with pytest.raises(MirrorError) as raised:
+        Mirror(client, options(dest)).run()
+    assert raised.value.code == code and raised.value.resource == "b" and raised.value.action == "list"
+    assert message in str(raised.value)
+    assert not dest.exists()
+
+
+def test_a_dest_that_is_a_file_fails_the_run_naming_dest(stubbed, tmp_path):
+    client, stubber = stubbed
+    one_page(stubber, ["a"])
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"")
+    with pytest.raises(MirrorError) as raised:
+        Mirror(client, options(blocker)).run()
+    assert raised.value.code == "DestNotCreated" and raised.value.resource == str(blocker)
+    assert raised.value.action == "prepare dest"
+    assert str(raised.value) == "dest {0} cannot be created: File exists".format(blocker)
+
+
+def test_skipped_keys_are_skipped_resources_with_their_region_and_reason(stubbed, tmp_path):
+    client, stubber = stubbed
+    one_page(stubber, ["../up", "a", "a/b", "ok"])
+    report = Mirror(client, options(tmp_path / "m"), check_mode=True).run()
+    assert report.lists["skipped_resources"] == [
+        {"resource": "../up", "region": REGION, "reason": "key has a '..' path segment"},
+        {"resource": "a/b", "region": REGION, "reason": "its path 'a/b' is taken by the file of key 'a'"},
+    ]
+    assert report.counts["skipped"] == 2 and "skipped_keys" not in report.result()
+
+
+def test_check_mode_summary_says_would_and_names_the_counts(stubbed, tmp_path):
+    client, stubber = stubbed
+    one_page(stubber, ["a.jpg", "b.jpg", "c.jpg", "d.jpg", "e/"])
+    report = Mirror(client, options(tmp_path / "m"), check_mode=True).run()
+    msg = report.summary("s3://b/", str(tmp_path / "m"))
+    assert msg.startswith("s3://b/ -> {0}: check mode, nothing changed. ".format(tmp_path / "m"))
+    assert "Would download 4 object(s): a.jpg (new); b.jpg (new); c.jpg (new) (and 1 more)" in msg
+    assert "Would create 1 directory(ies)" in msg
+    assert "5 listed (15 bytes), 0 unchanged, 0 excluded" in msg
+    assert "downloaded" not in msg
+
+
+def test_the_summary_of_a_large_run_stays_short_and_counts_everything(stubbed, tmp_path):
+    client, _stubber = stubbed
+    job = Mirror(client, options(tmp_path, report_limit=10), check_mode=False)
+    for number in range(100000):
+        job.report.skipped("key-{0:06d}/..".format(number), "key has a '..' path segment")
+        job.report.error("failed-{0}".format(number), "download", MirrorError("ChecksumMismatch", "MD5 differs"))
+    msg = job.report.summary("s3://b/", str(tmp_path))
+    assert len(job.report.lists["skipped_resources"]) == 10 and job.report.counts["skipped"] == 100000
+    assert "Left alone 100000 key(s): key-000000/..: key has a '..' path segment;" in msg
+    assert "100000 error(s): failed-0 in {0} (download): ChecksumMismatch MD5 differs;".format(REGION) in msg
+    assert "(and 99997 more)" in msg and len(msg) < 1000
+    assert job.report.lists["errors"][0] == {
+        "resource": "failed-0",
+        "region": REGION,
+        "action": "download",
+        "code": "ChecksumMismatch",
+        "message": "MD5 differs",
+    }

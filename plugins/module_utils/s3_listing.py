@@ -1,0 +1,196 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the opsvault.aws_backup project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The bucket side of the S3 mirror: the listing, and which key may go to which local path.
+
+ListObjectsV2 returns keys in UTF-8 binary order, which is also the code point order Python
+compares strings in; the rest of the mirror relies on that order (check_sorted enforces it).
+"""
+
+import fnmatch
+import os
+from collections import namedtuple
+
+try:
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+except ImportError:
+    pass  # AnsibleAWSModule reports the missing SDK
+
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import error_code
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import error_message
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.values import epoch_seconds
+
+RESERVED_PREFIX = ".s3_mirror"
+MAX_SEGMENT_BYTES = 255
+CREDENTIAL_ERRORS = (
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+)
+
+S3Object = namedtuple("S3Object", ["key", "size", "etag", "last_modified", "checksum_algorithms"])
+
+
+class MirrorError(Exception):
+    """A failure with an error code, as AWS errors have; ``resource`` and ``action`` say where, for a whole run."""
+
+    def __init__(self, code, message, resource=None, action=None):
+        super().__init__(message)
+        self.code = code
+        self.resource = resource
+        self.action = action
+
+
+class PathError(Exception):
+    code = "UnsafePath"
+
+
+def normalize_prefix(prefix):
+    """A key prefix read as a folder: ``photos`` and ``photos/`` both mean the keys under ``photos/``."""
+    prefix = (prefix or "").lstrip("/")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    return prefix
+
+
+def local_path(key, prefix=""):
+    """Where a key goes under dest: ``(relative_path, is_directory, reason)``.
+
+    ``relative_path`` is None when the key must not be written, and ``reason`` says why.
+    The mapping is one-to-one for the keys it accepts: a key whose path would need
+    normalising (``a//b``, ``./a``) is refused rather than merged with another key.
+    """
+    if not key.startswith(prefix):
+        return None, False, "key is outside the prefix {0!r}".format(prefix)
+    relative = key[len(prefix) :]
+    if "\x00" in relative:
+        return None, False, "key contains a NUL character"
+    if "\\" in relative:
+        return None, False, "key contains a backslash, a path separator on some systems"
+    if relative.startswith("/"):
+        return None, False, "key is an absolute path"
+    is_directory = relative.endswith("/") or relative == ""
+    if is_directory:
+        relative = relative[:-1] if relative else ""
+        if not relative:
+            return "", True, None
+    for segment in relative.split("/"):
+        if segment == "":
+            return None, False, "key has an empty path segment ('//')"
+        if segment in (".", ".."):
+            return None, False, "key has a {0!r} path segment".format(segment)
+        if len(segment.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES:
+            return None, False, "key has a path segment longer than {0} bytes".format(MAX_SEGMENT_BYTES)
+        if segment.startswith(RESERVED_PREFIX):
+            return None, False, "name {0!r} is reserved for the mirror's own files".format(segment)
+    return relative, is_directory, None
+
+
+def is_inside(root, path):
+    """True when ``path`` (already resolved) is ``root`` or below it."""
+    root = os.path.normpath(root)
+    path = os.path.normpath(path)
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+class KeyFilter:
+    """include/exclude globs on the path relative to the prefix; ``*`` also matches ``/``."""
+
+    def __init__(self, include=None, exclude=None):
+        self.include = list(include or [])
+        self.exclude = list(exclude or [])
+
+    def __call__(self, relative):
+        if self.include and not any(fnmatch.fnmatchcase(relative, pattern) for pattern in self.include):
+            return False
+        return not any(fnmatch.fnmatchcase(relative, pattern) for pattern in self.exclude)
+
+
+class CollisionTracker:
+    """Finds keys that need a path another key already holds as a file (``a`` then ``a/b`` or ``a/``).
+
+    Keys arrive sorted, so every key that starts with a given string follows it in one run:
+    a stack of the file paths that are string prefixes of the current key is all it keeps.
+    """
+
+    def __init__(self):
+        self._files = []
+
+    def check(self, relative, is_directory):
+        """Record a path; returns the file path it collides with, or None."""
+        while self._files and not relative.startswith(self._files[-1]):
+            self._files.pop()
+        for file_path in self._files:
+            if relative.startswith(file_path + "/") or (is_directory and relative == file_path):
+                return file_path
+        if not is_directory:
+            self._files.append(relative)
+        return None
+
+
+def open_listing(client, bucket, prefix):
+    """The ListObjectsV2 pages of ``bucket`` under ``prefix``, the first one fetched now, so that a missing
+    bucket or bad credentials fail (MirrorError) before anything is written."""
+    pages = iter(client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix))
+    try:
+        first = next(pages, {})
+    except NoCredentialsError:
+        raise MirrorError(
+            "NoCredentials",
+            "no AWS credentials found: set access_key/secret_key, profile, or the AWS_* environment",
+            bucket,
+            "list",
+        )
+    except ClientError as exc:
+        raise MirrorError(error_code(exc), _listing_failure(bucket, exc), bucket, "list")
+    except BotoCoreError as exc:
+        raise MirrorError(error_code(exc), "could not list bucket {0!r}: {1}".format(bucket, exc), bucket, "list")
+
+    def chained():
+        yield first
+        yield from pages
+
+    return chained()
+
+
+def _listing_failure(bucket, exc):
+    code, message = error_code(exc), error_message(exc)
+    if code == "NoSuchBucket":
+        return "bucket {0!r} does not exist (NoSuchBucket)".format(bucket)
+    if code in CREDENTIAL_ERRORS:
+        return "S3 rejected the credentials listing bucket {0!r}: {1}: {2}".format(bucket, code, message)
+    if code == "AccessDenied":
+        return (
+            "access denied listing bucket {0!r}: the credentials need s3:ListBucket on it "
+            "(and s3:GetObject on its objects): {1}".format(bucket, message)
+        )
+    return "could not list bucket {0!r}: {1}: {2}".format(bucket, code, message)
+
+
+def listed_objects(pages):
+    """The S3Objects of ListObjectsV2 pages, LastModified in seconds since the epoch."""
+    for page in pages:
+        for item in page.get("Contents", ()):
+            yield S3Object(
+                key=item["Key"],
+                size=item["Size"],
+                etag=item.get("ETag", ""),
+                last_modified=epoch_seconds(item["LastModified"]),
+                checksum_algorithms=tuple(item.get("ChecksumAlgorithm", ())),
+            )
+
+
+def check_sorted(objects):
+    """Pass objects through, raising ValueError when the listing is not in key order."""
+    previous = None
+    for obj in objects:
+        if previous is not None and obj.key <= previous:
+            raise ValueError(
+                "the bucket listing is not in key order ({0!r} after {1!r}); "
+                "directory buckets (S3 Express One Zone) are not supported".format(obj.key, previous)
+            )
+        previous = obj.key
+        yield obj
