@@ -312,4 +312,11 @@ def test_s3_policy_is_scoped_to_its_bucket(aws, tmp_path):
 
     assert run.rc != 0, result
     assert 'not authorized to perform: s3:ListBucket on resource: \\"arn:aws:s3:::seed-images\\"' in json.dumps(result)
+    [error] = result["errors"]
+    assert (error["resource"], error["region"], error["action"], error["code"]) == (
+        "seed-images",
+        REGION,
+        "list",
+        "AccessDenied",
+    )
     assert scenario.state(aws) == {}

@@ -352,10 +352,14 @@ def test_s3_mirror_with_5xx_and_connection_resets_mirrors_every_object_exactly(a
         + through_proxy.counted("mirror requests")
     )
 
-    assert succeeded(run, "plan")["counts"]["downloaded"] == 150
+    plan = succeeded(run, "plan")
+    assert plan["counts"]["downloaded"] == 150
+    assert "Would download 150 object(s): " in plan["msg"]
     assert_no_mutating_request(stats_of(run, "plan requests"))
 
-    succeeded(run, "mirror")
+    mirror = succeeded(run, "mirror")
+    assert mirror["errors"] == [] and mirror["regions"] == ["us-east-1"]
+    assert "Downloaded 150 object(s): " in mirror["msg"]
     assert s3h.local_files(dest) == expected
     stats = stats_of(run, "mirror requests")
     assert stats["mutating"] == 0
