@@ -9,75 +9,63 @@ short_description: Delete or archive the EBS snapshots the account no longer nee
 version_added: 0.1.0
 description:
   - Expired snapshots are the ones with the managed marker C(CreatedBy=opsvault.aws_backup) whose C(DeleteOn)
-    date is on or before today (or O(as_of)). The newest O(keep_min) completed snapshots of each volume are kept,
-    and when the newest snapshot of a volume is not C(completed), nothing of that volume expires in this run.
+    date is on or before today (or O(as_of)), decided per volume by the purge rule below.
   - With O(stale), snapshots of volumes that no longer exist (V(volume_gone)) or that are attached to no running
-    instance (V(unattached)) are purged too, managed or not, when they are older than O(stale_min_age).
-    O(keep_min) does not protect them. Copies (volume id C(vol-ffffffff)) are never stale.
-  - Never touched, each listed in RV(kept) with the reason, a snapshot that a registered AMI uses (checked from
-    one DescribeImages per region before any change), one owned by another account, one tagged with O(keep_tag),
-    and one still C(pending).
+    instance (V(unattached)) go too when they are older than O(stale_min_age), whatever their C(DeleteOn)
+    and O(keep_min) say. Only the collection's own snapshots (and, with O(adopt_legacy), legacy ones) unless
+    O(stale_include_unmanaged=true). Younger stale snapshots are listed in RV(skipped_resources) with their age.
+    Copies (volume id C(vol-ffffffff)) are never stale.
+  - Never touched, each listed in RV(skipped_resources) with the reason, a snapshot that a registered AMI uses
+    (checked from one DescribeImages per region before any change), one owned by another account, one tagged
+    with O(keep_tag), and one still C(pending).
   - O(action=archive) moves the snapshots to the archive tier (ModifySnapshotTier) instead of deleting them;
-    what AWS cannot archive (snapshots not C(completed), or already archived) is kept with the reason.
+    what AWS cannot archive (snapshots not C(completed), or already archived) is left alone with the reason.
     O(action=report) changes nothing and lists the plan in RV(purgeable).
-  - Regions are processed concurrently, and a failing region or snapshot does not stop the others;
-    the task fails at the end, listing every error in RV(errors).
 author:
   - opsvault.aws_backup contributors (@opsvault)
 options:
-  regions:
-    description:
-      - The regions to purge in.
-      - V(all) means every region enabled for the account.
-      - Defaults to the task's O(region).
-    type: list
-    elements: str
   action:
     description: What to do with the snapshots the purge selects.
     type: str
     default: delete
     choices: [delete, archive, report]
-  as_of:
-    description: The date (V(YYYY-MM-DD), UTC) expiry and ages are judged on, to preview a future purge. Defaults to today.
-    type: str
-  keep_min:
-    description: The newest completed snapshots of each volume that never expire.
-    type: int
-    default: 1
   keep_tag:
     description:
       - A snapshot with this tag is never purged, unless the value is V(no), V(false), V(0), V(off) or empty.
     type: str
     default: Keep
-  adopt_legacy:
-    description: Also expire snapshots that have a C(DeleteOn) tag but not the managed marker (made by older scripts).
-    type: bool
-    default: false
   stale:
     description:
-      - V(volume_gone) purges snapshots whose source volume no longer exists (seed 002).
-      - V(unattached) purges snapshots whose volume exists but is attached to no running instance.
+      - V(volume_gone) also purges snapshots whose source volume no longer exists.
+      - V(unattached) also purges snapshots whose volume exists but is attached to no running instance.
       - V(none) purges expired snapshots only.
     type: str
     default: none
     choices: [none, volume_gone, unattached]
   stale_min_age:
     description:
-      - With O(stale), only snapshots at least this old are stale.
+      - With O(stale), only snapshots at least this old (on O(as_of)) are stale.
       - A number of days (V(30)), or a count with a unit, V(12h), V(30d), V(2w). Negative ages are refused.
     type: str
     default: "30"
-  max_concurrency:
-    description: The most AWS requests in flight at once, across all regions.
-    type: int
-    default: 16
+  stale_include_unmanaged:
+    description:
+      - With O(stale), also purge stale snapshots this collection did not make (no C(CreatedBy) marker, for
+        example an untagged snapshot of a deleted volume): the old scripts' clean-up of every snapshot whose
+        volume is gone, or unattached. Such snapshots are reported with C(managed=false) and the reason says so.
+      - The IAM policy for this needs C(ec2:DeleteSnapshot) (or C(ec2:ModifySnapshotTier)) without the marker
+        condition; the iam_policy filter gives it only to a feature with this option set.
+    type: bool
+    default: false
 notes:
   - Requires C(ec2:DescribeRegions), C(ec2:DescribeSnapshots), C(ec2:DescribeImages), C(ec2:DescribeVolumes) and
     C(ec2:DescribeInstances) (with O(stale)), C(ec2:DeleteSnapshot) or C(ec2:ModifySnapshotTier), and
     C(sts:GetCallerIdentity) (allowed to every principal) to check snapshot owners.
-  - Supports check mode, which returns the plan in RV(deleted) or RV(archived) and makes no change.
-  - Throttled requests are retried with botocore's adaptive retry mode.
+  - Supports check mode, which returns the plan in RV(deleted_snapshots) or RV(archived_snapshots) (each
+    V(planned)) and makes no change. O(action=report) may use a future O(as_of) outside check mode, as it changes nothing.
 extends_documentation_fragment:
+  - opsvault.aws_backup.regional
+  - opsvault.aws_backup.purge
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -89,11 +77,12 @@ EXAMPLES = r"""
     regions: all
     keep_min: 2
 
-- name: Archive the snapshots of volumes deleted more than 90 days ago
+- name: Archive the snapshots of volumes deleted more than 90 days ago, including those older scripts made
   opsvault.aws_backup.snapshot_purge:
     regions: [eu-west-1]
     stale: volume_gone
     stale_min_age: 90
+    stale_include_unmanaged: true
     action: archive
 
 - name: Preview what the purge will do on the first of next month
@@ -108,7 +97,7 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-deleted:
+deleted_snapshots:
   description: The snapshots deleted (in check mode, the ones that would be).
   returned: always
   type: list
@@ -134,16 +123,24 @@ deleted:
       description: The C(DeleteOn) tag, if any.
       type: str
       sample: "2026-11-08"
+    managed:
+      description: Whether the snapshot carries the managed marker (made by this collection).
+      type: bool
+      sample: true
     legacy:
-      description: Whether the snapshot lacks the managed marker.
+      description: The opposite of RV(deleted_snapshots[].managed).
       type: bool
       sample: false
     reason:
       description: Why it was purged.
       type: str
       sample: expired on 2026-11-08
-archived:
-  description: The snapshots moved to the archive tier (in check mode, the ones that would be), as RV(deleted).
+    state:
+      description: V(deleted), V(archived), or V(planned) in check mode.
+      type: str
+      sample: deleted
+archived_snapshots:
+  description: The snapshots moved to the archive tier (in check mode, the ones that would be), as RV(deleted_snapshots).
   returned: always
   type: list
   elements: dict
@@ -152,19 +149,30 @@ purgeable:
   returned: always
   type: list
   elements: dict
-kept:
+skipped_resources:
   description: The snapshots considered and left alone, each with the reason.
   returned: always
   type: list
   elements: dict
-  sample: [{"snapshot_id": "snap-0123456789abcdef0", "volume_id": "vol-0123456789abcdef0", "region": "eu-west-1",
-            "state": "completed", "reason": "used by registered AMI ami-0123456789abcdef0"}]
+  sample: [{"resource": "snap-0123456789abcdef0", "snapshot_id": "snap-0123456789abcdef0", "region": "eu-west-1",
+            "volume_id": "vol-0123456789abcdef0", "state": "completed", "reason": "used by registered AMI ami-0123456789abcdef0"}]
 errors:
-  description: Every snapshot or region that failed, with the AWS error code.
+  description: Every snapshot or region that failed, with the step and the AWS error code.
   returned: always
   type: list
   elements: dict
-  sample: [{"resource": "snap-0123456789abcdef0", "region": "eu-west-1", "code": "InvalidSnapshot.InUse", "message": "..."}]
+  sample: [{"resource": "snap-0123456789abcdef0", "region": "eu-west-1", "action": "delete_snapshot",
+            "code": "InvalidSnapshot.InUse", "message": "..."}]
+as_of:
+  description: The date expiry and ages were judged on.
+  returned: always
+  type: str
+  sample: "2026-11-23"
+msg:
+  description: A summary to read in a job log, C(would) in check mode.
+  returned: always
+  type: str
+  sample: "eu-west-1: Deleted 2 snapshot(s): snap-0123456789abcdef0 of vol-0123456789abcdef0 (expired on 2026-11-08); ..."
 regions:
   description: The regions the task ran in.
   returned: always
@@ -173,52 +181,53 @@ regions:
   sample: [eu-west-1, us-east-1]
 """
 
-import datetime
-
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import contract
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import ebs
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import account_id_of
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import by_region
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import error_entry
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import finish
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import paginate
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import regional_clients
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import run_concurrently
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import target_regions
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import options as shared
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import purge_rule
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import values
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import paginate
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.engine import RegionalJob
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.engine import regional_module
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import PLANNED
+
+ARGUMENT_SPEC = shared.argument_spec(
+    shared.PURGE,
+    action=dict(type="str", default="delete", choices=list(shared.SNAPSHOT_PURGE_ACTIONS)),
+    keep_tag=dict(type="str", default="Keep", no_log=False),
+    stale=dict(type="str", default="none", choices=list(shared.STALE_MODES)),
+    stale_min_age=dict(type="str", default="30"),
+    stale_include_unmanaged=dict(type="bool", default=False),
+)
+DONE_STATES = {ebs.ACTION_DELETE: "deleted", ebs.ACTION_ARCHIVE: "archived"}
 
 
-def parse_options(module, today):
-    params = module.params
-    try:
-        if params["keep_min"] < 0:
-            raise ValueError("keep_min must not be negative, got {0}".format(params["keep_min"]))
-        if params["max_concurrency"] < 1:
-            raise ValueError("max_concurrency must be at least 1, got {0}".format(params["max_concurrency"]))
-        if not params["keep_tag"] or not params["keep_tag"].strip():
-            raise ValueError("keep_tag must not be empty")
-        try:
-            as_of = ebs.parse_as_of(params["as_of"], today)
-        except ValueError as exc:
-            raise ValueError("as_of {0}".format(exc))
-        return {
-            "action": params["action"],
-            "as_of": as_of,
-            "keep_min": params["keep_min"],
-            "keep_tag": params["keep_tag"],
-            "adopt_legacy": params["adopt_legacy"],
-            "stale": params["stale"],
-            "stale_min_age": ebs.parse_age(params["stale_min_age"], "stale_min_age"),
-        }
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
+def parse_options(params, check_mode, today=None):
+    today = today or values.utc_now().date()
+    purge_rule.check_counts(params["keep_min"], params["keep_last"])
+    if not params["keep_tag"] or not params["keep_tag"].strip():
+        raise ValueError("keep_tag must not be empty")
+    as_of = values.parse_as_of(params["as_of"], today)
+    # A report changes nothing: it may look at any date.
+    values.check_as_of(as_of, today, check_mode or params["action"] == ebs.ACTION_REPORT, params["allow_future_as_of"])
+    return {
+        "action": params["action"],
+        "as_of": as_of,
+        "keep_min": params["keep_min"],
+        "keep_last": params["keep_last"],
+        "keep_tag": params["keep_tag"],
+        "adopt_legacy": params["adopt_legacy"],
+        "stale": params["stale"],
+        "stale_min_age": values.parse_age(params["stale_min_age"], "stale_min_age"),
+        "stale_include_unmanaged": params["stale_include_unmanaged"],
+    }
 
 
 def snapshot_filters(options):
-    """Server-side: only managed snapshots, unless legacy or stale ones are in scope."""
-    if options["stale"] != ebs.STALE_NONE:
+    """Server-side: only managed snapshots, unless legacy or unmanaged stale ones are in scope."""
+    if options["stale"] != ebs.STALE_NONE and options["stale_include_unmanaged"]:
         return []
     if options["adopt_legacy"]:
         return [{"Name": "tag-key", "Values": [contract.DELETE_ON_KEY]}]
@@ -261,85 +270,79 @@ def apply(client, item, action):
     return item
 
 
-def public_item(item):
-    return {key: value for key, value in item.items() if key not in ("state", "storage_tier")}
+def public_item(item, state=None):
+    public = {key: value for key, value in item.items() if key not in ("state", "storage_tier")}
+    if state:
+        public["state"] = state
+    return public
+
+
+class SnapshotPurge(RegionalJob):
+    needs_account_id = True
+
+    def __init__(self, module, options, *args, **kwargs):
+        super().__init__(module, options, *args, **kwargs)
+        self.action = options["action"] + "_snapshot"
+        self.purgeable = []
+
+    def describe(self, region):
+        return describe_region(self.clients[region], self.options)
+
+    def plan_region(self, region, data):
+        region_plan = ebs.plan_snapshot_purge(
+            region,
+            data["snapshots"],
+            data["images"],
+            data["volumes"],
+            data["running"],
+            self.options,
+            self.now,
+            self.account_id,
+        )
+        purgeable = region_plan["todo"]
+        if self.options["action"] == ebs.ACTION_REPORT:
+            region_plan = dict(region_plan, todo=[])
+        return dict(region_plan, purgeable=purgeable)
+
+    def after_plan(self, plans):
+        self.purgeable = [public_item(item) for region_plan in plans for item in region_plan["purgeable"]]
+
+    def resource_of(self, item):
+        return item["snapshot_id"]
+
+    def preview(self, item):
+        return public_item(item, PLANNED)
+
+    def apply(self, item):
+        return public_item(
+            apply(self.clients[item["region"]], item, self.options["action"]), DONE_STATES[self.options["action"]]
+        )
+
+    def result_keys(self, done):
+        action = self.options["action"]
+        return dict(
+            changed=bool(done),
+            deleted_snapshots=done if action == ebs.ACTION_DELETE else [],
+            archived_snapshots=done if action == ebs.ACTION_ARCHIVE else [],
+            purgeable=self.purgeable,
+            as_of=self.options["as_of"].isoformat(),
+        )
+
+    def summarise(self, summary, result):
+        def describe(item):
+            return "{snapshot_id} of {volume_id} ({reason})".format(**item)
+
+        summary.done("deleted", "delete", "snapshot(s)", result["deleted_snapshots"], describe)
+        summary.done("archived", "archive", "snapshot(s)", result["archived_snapshots"], describe)
+        if self.options["action"] == ebs.ACTION_REPORT:
+            summary.done(
+                "reported", "report", "purgeable snapshot(s) as of " + result["as_of"], result["purgeable"], describe
+            )
 
 
 def main():
-    argument_spec = dict(
-        regions=dict(type="list", elements="str"),
-        action=dict(type="str", default="delete", choices=["delete", "archive", "report"]),
-        as_of=dict(type="str"),
-        keep_min=dict(type="int", default=1),
-        keep_tag=dict(type="str", default="Keep", no_log=False),
-        adopt_legacy=dict(type="bool", default=False),
-        stale=dict(type="str", default="none", choices=list(ebs.STALE_MODES)),
-        stale_min_age=dict(type="str", default="30"),
-        max_concurrency=dict(type="int", default=16),
-    )
-    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
-    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-    options = parse_options(module, now.date())
-    max_concurrency = module.params["max_concurrency"]
-
-    regions = target_regions(module)
-    account_id = account_id_of(module, regions[0])
-    clients = regional_clients(module, "ec2", regions, max_concurrency)
-    errors, warnings, plans = [], [], []
-    for region, data, exc in run_concurrently(lambda r: describe_region(clients[r], options), regions, max_concurrency):
-        if exc:
-            errors.append(error_entry(region, region, exc, "describe"))
-            continue
-        plans.append(
-            ebs.plan_snapshot_purge(
-                region,
-                data["snapshots"],
-                data["images"],
-                data["volumes"],
-                data["running"],
-                options,
-                options["as_of"],
-                now,
-                account_id,
-            )
-        )
-
-    purgeable = [item for plan in plans for item in plan["purge"]]
-    kept = [item for plan in plans for item in plan["kept"]]
-    for plan in plans:
-        warnings.extend(plan["warnings"])
-
-    done = []
-    if options["action"] == ebs.ACTION_REPORT:
-        pass
-    elif module.check_mode:
-        done = purgeable
-    else:
-        outcomes = run_concurrently(
-            lambda item: apply(clients[item["region"]], item, options["action"]),
-            purgeable,
-            max_concurrency,
-            spread_by=by_region,
-        )
-        for item, value, exc in outcomes:
-            if exc:
-                errors.append(error_entry(item["snapshot_id"], item["region"], exc, options["action"] + "_snapshot"))
-            else:
-                done.append(item)
-
-    for warning in warnings:
-        module.warn(warning)
-    done = [public_item(item) for item in done]
-    result = dict(
-        changed=bool(done),
-        deleted=done if options["action"] == ebs.ACTION_DELETE else [],
-        archived=done if options["action"] == ebs.ACTION_ARCHIVE else [],
-        purgeable=[public_item(item) for item in purgeable],
-        kept=kept,
-        errors=errors,
-        regions=regions,
-    )
-    finish(module, "purging snapshots", result)
+    module, options = regional_module(ARGUMENT_SPEC, parse_options)
+    SnapshotPurge.for_module(module, options).run()
 
 
 if __name__ == "__main__":

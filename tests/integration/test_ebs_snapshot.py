@@ -2,8 +2,6 @@
 
 import datetime
 
-import pytest
-
 from tests.harness import aws_proxy
 from tests.harness import fleet
 from tests.harness.ansible_run import run_playbook
@@ -75,9 +73,15 @@ def test_all_regions_snapshot_in_use_volumes_with_the_tag_contract_and_rerun_cre
         for item in returned.values():
             assert item["tags"] == fleet.tags_of(snapshots[item["snapshot_id"]])
             assert item["instance_id"] == instance_id and item["mode"] == "volume"
-        assert any(bad in warning and "'soon'" in warning for warning in first["warnings"])
+        assert any(
+            warning.startswith("volume {0} in {1}: Retention tag ignored".format(bad, region)) and "'soon'" in warning
+            for warning in first["warnings"]
+        )
+        assert {item["volume_id"]: item["retention"] for item in returned.values()}[data] == "30 days"
+    assert first["msg"].startswith("{0}: Created 6 snapshot(s): ".format(", ".join(first["regions"])))
 
     assert rerun["changed"] is False and rerun["snapshots"] == []
+    assert "Left alone 8 resource(s)" in rerun["msg"]
     recent = [item for item in rerun["skipped_resources"] if "within min_interval" in item["reason"]]
     assert len(recent) == 6
     assert sum(len(fleet.snapshots(aws.ec2(region))) for region in fleets) == 6
@@ -138,6 +142,7 @@ def test_volumes_at_the_pending_snapshot_limit_are_skipped(aws, play):
             task("backup", volume_ids=[full, room, cold, "vol-0000000000000dead"]),
             task("bad retention", ignore_errors=True, retention="soon"),
             task("bad contract tag", ignore_errors=True, extra_tags={"DeleteOn": "never"}),
+            task("bad min_interval", ignore_errors=True, min_interval="soon"),
         ]
     )
 
@@ -158,14 +163,30 @@ def test_volumes_at_the_pending_snapshot_limit_are_skipped(aws, play):
     assert bad_retention["failed"] is True and "retention 'soon' is not a period" in bad_retention["msg"]
     bad_tag = run.result("bad contract tag")
     assert bad_tag["failed"] is True and "extra_tags may not set DeleteOn" in bad_tag["msg"]
+    bad_interval = run.result("bad min_interval")
+    assert bad_interval["failed"] is True and bad_interval["msg"].startswith("min_interval 'soon' is not a duration")
     assert len(fleet.snapshots(ec2)) == len(before) + 1
 
 
-@pytest.fixture
-def counting_proxy(aws):
-    proxy = aws_proxy.start(aws.endpoint)
-    yield proxy
-    proxy.stop()
+def test_the_selector_tag_value_is_the_backup_policy_and_the_retention_is_echoed_normalised(aws, play):
+    ec2 = aws.ec2("us-east-1")
+    [instance_id] = fleet.launch(ec2)
+    weekly = fleet.add_volume(ec2, instance_id, "/dev/sdf", {"Backup": "Weekly", "Retention": "3w"})
+    plain = fleet.add_volume(ec2, instance_id, "/dev/sdg", {"Backup": ""})
+    fleet.add_volume(ec2, instance_id, "/dev/sdh")
+
+    run = play([task("backup", tag_key="Backup", retention="1m")])
+
+    assert run.rc == 0, run.stdout
+    result = run.result("backup")
+    by_volume = {item["volume_id"]: item for item in result["snapshots"]}
+    assert sorted(by_volume) == sorted([weekly, plain])
+    assert by_volume[weekly]["tags"]["BackupPolicy"] == "Weekly" and by_volume[weekly]["retention"] == "21 days"
+    assert by_volume[weekly]["delete_on"] == today_plus(21)
+    assert by_volume[plain]["tags"]["BackupPolicy"] == "default" and by_volume[plain]["retention"] == "1 month"
+    taken = {snapshot["VolumeId"]: fleet.tags_of(snapshot) for snapshot in fleet.snapshots(ec2).values()}
+    assert taken[weekly]["BackupPolicy"] == "Weekly"
+    assert taken[weekly]["Description"].startswith("opsvault.aws_backup Weekly backup of " + weekly)
 
 
 def test_shipped_playbook_previews_then_makes_one_create_snapshots_call_per_instance(aws, counting_proxy, tmp_path):

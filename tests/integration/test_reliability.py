@@ -318,12 +318,12 @@ def test_snapshot_purge_under_throttling_and_5xx_leaves_exactly_the_expected_set
         + through_proxy.counted("purge requests")
     )
 
-    assert sorted(item["snapshot_id"] for item in succeeded(run, "preview")["deleted"]) == sorted(expired)
+    assert sorted(item["snapshot_id"] for item in succeeded(run, "preview")["deleted_snapshots"]) == sorted(expired)
     assert_no_mutating_request(stats_of(run, "preview requests"))
 
     result = succeeded(run, "purge")
     assert result["errors"] == []
-    assert sorted(item["snapshot_id"] for item in result["deleted"]) == sorted(expired)
+    assert sorted(item["snapshot_id"] for item in result["deleted_snapshots"]) == sorted(expired)
     left = {snapshot_id for region in FLEET_REGIONS for snapshot_id in fleet.snapshots(aws.ec2(region))}
     assert left == set(fresh)
     stats = stats_of(run, "purge requests")

@@ -9,11 +9,11 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import clients
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import ebs
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.retention import parse_duration
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.retention import parse_retention
 from ansible_collections.opsvault.aws_backup.plugins.modules import ebs_snapshot
 from ansible_collections.opsvault.aws_backup.plugins.modules import snapshot_purge
+from tests.harness.module_options import options_of
 
 STARTED = datetime.datetime(2026, 11, 1, 1, 0, tzinfo=datetime.timezone.utc)
 MANAGED_FILTER = [{"Name": "tag:CreatedBy", "Values": ["opsvault.aws_backup"]}]
@@ -39,16 +39,7 @@ def snapshot(snapshot_id, volume_id, state="completed", **tags):
 
 
 def purge_options(**overrides):
-    base = {
-        "action": "delete",
-        "keep_min": 1,
-        "keep_tag": "Keep",
-        "adopt_legacy": False,
-        "stale": "none",
-        "stale_min_age": datetime.timedelta(days=30),
-    }
-    base.update(overrides)
-    return base
+    return options_of(snapshot_purge, **overrides)
 
 
 def test_purge_describe_follows_next_token_and_filters_server_side(stubbed):
@@ -90,7 +81,7 @@ def test_purge_describe_for_stale_unattached_lists_volumes_and_running_instances
         {"Filters": [{"Name": "instance-state-name", "Values": ["running"]}]},
     )
 
-    data = snapshot_purge.describe_region(client, purge_options(stale="unattached"))
+    data = snapshot_purge.describe_region(client, purge_options(stale="unattached", stale_include_unmanaged=True))
 
     assert [volume["VolumeId"] for volume in data["volumes"]] == ["vol-a", "vol-b"]
     assert data["running"] == {"i-1", "i-2"}
@@ -131,35 +122,19 @@ def test_pending_and_already_archived_snapshots_cause_no_call_when_archiving(stu
     archived = dict(snapshot("snap-archived", "vol-a", **expired), StorageTier="archive")
     pending = dict(snapshot("snap-pending", "vol-b", state="pending", **expired))
     newest = dict(snapshot("snap-newest", "vol-a", **expired), StartTime=now)
-    plan = ebs.plan_snapshot_purge(
-        "us-east-1", [old, archived, pending, newest], [], [], set(), purge_options(action="archive"), now.date(), now
-    )
+    options = dict(purge_options(action="archive"), as_of=now.date())
+    plan = ebs.plan_snapshot_purge("us-east-1", [old, archived, pending, newest], [], [], set(), options, now)
     stubber.add_response("modify_snapshot_tier", {}, {"SnapshotId": "snap-old", "StorageTier": "archive"})
 
-    for item in plan["purge"]:
+    for item in plan["todo"]:
         snapshot_purge.apply(client, item, "archive")
 
-    assert {entry["snapshot_id"] for entry in plan["kept"]} == {"snap-archived", "snap-pending", "snap-newest"}
+    assert {entry["snapshot_id"] for entry in plan["skipped"]} == {"snap-archived", "snap-pending", "snap-newest"}
 
 
 def backup_options(**overrides):
-    base = {
-        "mode": "volume",
-        "exclude_boot_volume": False,
-        "volume_ids": [],
-        "tag_key": "Backup",
-        "tag_value": None,
-        "instance_tag_key": "Team",
-        "instance_tag_value": "db",
-        "volume_states": ["in-use"],
-        "retention": parse_retention("7"),
-        "retention_tag": "Retention",
-        "copy_tags": [],
-        "extra_tags": {},
-        "min_interval": parse_duration("1h"),
-    }
-    base.update(overrides)
-    return base
+    given = dict(dict(tag_key="Backup", instance_tag_key="Team", instance_tag_value="db"), **overrides)
+    return options_of(ebs_snapshot, **given)
 
 
 def test_snapshot_describe_pages_and_filters_server_side(stubbed):
@@ -233,7 +208,7 @@ def test_volume_mode_is_one_create_snapshot_with_the_tags_in_the_call(stubbed):
         },
     )
 
-    [result] = ebs_snapshot.create_snapshots(client, item)
+    [result] = ebs.create_snapshots(client, item)
 
     assert result["snapshot_id"] == "snap-new" and result["state"] == "pending" and result["device"] == "/dev/sdf"
 
@@ -274,7 +249,7 @@ def test_instance_mode_is_one_create_snapshots_per_instance_with_the_tags_in_the
         },
     )
 
-    results = ebs_snapshot.create_snapshots(client, item)
+    results = ebs.create_snapshots(client, item)
 
     assert [(r["snapshot_id"], r["volume_id"], r["device"], r["state"]) for r in results] == [
         ("snap-a", "vol-a", "/dev/sdf", "pending"),
@@ -319,7 +294,7 @@ def test_a_create_that_failed_after_aws_took_it_is_adopted_not_repeated(stubbed)
         {"OwnerIds": ["self"], "Filters": TAKEN_FILTERS},
     )
 
-    [result] = ebs_snapshot.create_once(client, client, VOLUME_ITEM, {"snap-earlier"}, sleep=no_sleep)
+    [result] = ebs.create_once(client, client, VOLUME_ITEM, {"snap-earlier"}, sleep=no_sleep)
 
     assert result["snapshot_id"] == "snap-taken" and result["volume_id"] == "vol-a" and result["device"] == "/dev/sdf"
 
@@ -331,7 +306,7 @@ def test_a_create_that_failed_before_aws_took_it_is_sent_again(stubbed):
     stubber.add_client_error("create_snapshot", "RequestLimitExceeded", "Request limit exceeded.", http_status_code=503)
     stubber.add_response("create_snapshot", {"SnapshotId": "snap-new", "State": "pending"})
 
-    [result] = ebs_snapshot.create_once(client, client, VOLUME_ITEM, set(), sleep=no_sleep)
+    [result] = ebs.create_once(client, client, VOLUME_ITEM, set(), sleep=no_sleep)
 
     assert result["snapshot_id"] == "snap-new"
 
@@ -340,14 +315,14 @@ def test_a_refused_create_is_not_retried_and_endless_throttling_gives_up(stubbed
     client, stubber = stubbed
     stubber.add_client_error("create_snapshot", "UnauthorizedOperation", "not authorized", http_status_code=403)
     with pytest.raises(ClientError, match="UnauthorizedOperation"):
-        ebs_snapshot.create_once(client, client, VOLUME_ITEM, set(), sleep=no_sleep)
+        ebs.create_once(client, client, VOLUME_ITEM, set(), sleep=no_sleep)
 
     for _attempt in range(3):
         stubber.add_client_error(
             "create_snapshot", "RequestLimitExceeded", "Request limit exceeded.", http_status_code=503
         )
     with pytest.raises(ClientError, match="RequestLimitExceeded"):
-        ebs_snapshot.create_once(client, client, VOLUME_ITEM, set(), attempts=3, sleep=no_sleep)
+        ebs.create_once(client, client, VOLUME_ITEM, set(), attempts=3, sleep=no_sleep)
 
 
 def test_an_instance_set_taken_before_a_lost_connection_is_adopted(stubbed):
@@ -382,9 +357,28 @@ def test_an_instance_set_taken_before_a_lost_connection_is_adopted(stubbed):
         },
     )
 
-    results = ebs_snapshot.create_once(client, client, item, set(), sleep=no_sleep)
+    results = ebs.create_once(client, client, item, set(), sleep=no_sleep)
 
     assert [(r["snapshot_id"], r["volume_id"], r["device"]) for r in results] == [
         ("snap-a", "vol-a", "/dev/sdf"),
         ("snap-b", "vol-b", "/dev/sdg"),
     ]
+
+
+def test_create_calls_go_through_clients_that_never_retry_by_themselves(monkeypatch):
+    job = ebs_snapshot.EbsSnapshot.__new__(ebs_snapshot.EbsSnapshot)
+    made = []
+
+    def make_clients(regions, **retries):
+        made.append((regions, retries))
+        return {region: "creator in " + region for region in regions}
+
+    job.make_clients, job.clients, job.known = make_clients, {"us-east-1": "describer"}, {"us-east-1": {"snap-old"}}
+    job.max_concurrency, job.errors = 2, []
+    calls = []
+    monkeypatch.setattr(ebs, "create_once", lambda *args: calls.append(args) or [{"snapshot_id": "snap-new"}])
+
+    assert job.apply_all([VOLUME_ITEM]) == [{"snapshot_id": "snap-new"}]
+    assert made == [(["us-east-1"], {"total_max_attempts": 1})]
+    assert calls == [("creator in us-east-1", "describer", VOLUME_ITEM, {"snap-old"})]
+    assert clients.client_config(4, total_max_attempts=1).retries["total_max_attempts"] == 1
