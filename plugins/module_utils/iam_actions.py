@@ -14,7 +14,8 @@ policy document. Scoping follows what AWS evaluates:
   ``ec2:CreateTags`` with the condition key ``ec2:CreateAction``; the policy allows
   ``ec2:CreateTags`` only for those create actions, so it cannot retag existing resources.
 * Deregister/delete/archive are scoped to the image or snapshot resource type and, unless a
-  feature adopts legacy or stale resources, to resources carrying the managed marker tag.
+  feature adopts legacy resources or opts in to the clean-up of every stale snapshot
+  (``stale_include_unmanaged``), to resources carrying the managed marker tag.
 * S3 is scoped to the bucket (``s3:ListBucket``) and its objects under the prefix (``s3:GetObject``).
 """
 
@@ -22,6 +23,8 @@ import json
 from collections import namedtuple
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import contract
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import options as module_options
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import values
 
 POLICY_VERSION = "2012-10-17"
 
@@ -30,9 +33,9 @@ DESCRIBE_REGIONS = "ec2:DescribeRegions"
 
 Grant = namedtuple("Grant", ["sid", "actions", "resources", "condition"])
 
-SNAPSHOT_PURGE_ACTIONS = ("delete", "archive", "report")
-SNAPSHOT_PURGE_STALE = ("none", "volume_gone", "unattached")
-EBS_SNAPSHOT_MODES = ("volume", "instance")
+SNAPSHOT_PURGE_ACTIONS = module_options.SNAPSHOT_PURGE_ACTIONS
+SNAPSHOT_PURGE_STALE = module_options.STALE_MODES
+EBS_SNAPSHOT_MODES = module_options.EBS_SNAPSHOT_MODES
 
 TAG_ON_CREATE_SID = "TagOnCreate"
 
@@ -52,11 +55,10 @@ def _as_list(value, name, choices, default):
 
 
 def _bool(value, name):
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("yes", "true", "1", "no", "false", "0"):
-        return value.lower() in ("yes", "true", "1")
-    raise FeatureError("{0} must be a boolean, got {1!r}".format(name, value))
+    try:
+        return values.parse_yes_no(value, name)
+    except ValueError:
+        raise FeatureError("{0} must be a boolean, got {1!r}".format(name, value))
 
 
 def _image_arn(partition):
@@ -129,6 +131,7 @@ def _snapshot_purge(options, partition):
     if stale not in SNAPSHOT_PURGE_STALE:
         raise FeatureError("stale must be one of {0}, got {1!r}".format(", ".join(SNAPSHOT_PURGE_STALE), stale))
     adopt_legacy = _bool(options.get("adopt_legacy", False), "adopt_legacy")
+    include_unmanaged = _bool(options.get("stale_include_unmanaged", False), "stale_include_unmanaged")
     describe = [DESCRIBE_REGIONS, "ec2:DescribeSnapshots", "ec2:DescribeImages"]
     if stale != "none":
         describe.append("ec2:DescribeVolumes")
@@ -141,8 +144,9 @@ def _snapshot_purge(options, partition):
     if "archive" in actions:
         mutating.append("ec2:ModifySnapshotTier")
     if mutating:
-        # Stale snapshots are found by their volume, not by our marker: they may predate the collection.
-        grants.append(_delete_grant(mutating, [_snapshot_arn(partition)], not adopt_legacy and stale == "none"))
+        # Only the opt-in clean-up of every stale snapshot (or adopting legacy ones) reaches unmarked snapshots.
+        unmanaged = adopt_legacy or (stale != "none" and include_unmanaged)
+        grants.append(_delete_grant(mutating, [_snapshot_arn(partition)], not unmanaged))
     return grants
 
 
@@ -164,7 +168,7 @@ FEATURES = {
     "ami_backup": (_ami_backup, ()),
     "ami_purge": (_ami_purge, ("adopt_legacy",)),
     "ebs_snapshot": (_ebs_snapshot, ("mode",)),
-    "snapshot_purge": (_snapshot_purge, ("action", "stale", "adopt_legacy")),
+    "snapshot_purge": (_snapshot_purge, ("action", "stale", "adopt_legacy", "stale_include_unmanaged")),
     "s3_mirror": (_s3_mirror, ("bucket", "prefix")),
 }
 

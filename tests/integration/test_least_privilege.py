@@ -134,7 +134,9 @@ class SnapshotPurge:
         volume = root_volume(ec2, instance)
         self.expired = snapshot(ec2, volume, dict(MANAGED, DeleteOn=EXPIRED, VolumeId=volume))
         self.unmanaged = snapshot(ec2, volume, {"DeleteOn": EXPIRED, "Name": "legacy"})
-        return {"action": self.action, "keep_min": 0}
+        # The newest completed snapshot of a volume is never purged: this one stays.
+        self.newest = snapshot(ec2, volume, dict(MANAGED, DeleteOn="2999-01-01", VolumeId=volume))
+        return {"action": self.action}
 
     def state(self, aws):
         return {
@@ -147,7 +149,7 @@ class SnapshotPurge:
             assert self.expired in before and self.expired not in after
         else:
             assert before[self.expired] == "standard" and after[self.expired] == "archive"
-        assert after[self.unmanaged] == "standard"
+        assert after[self.unmanaged] == "standard" and after[self.newest] == "standard"
 
 
 class S3Mirror:
@@ -298,6 +300,40 @@ def test_purge_policy_without_adopt_legacy_cannot_delete_unmanaged_snapshots(aws
     assert "ec2:DeleteSnapshot on resource: arn:aws:ec2:{0}::snapshot/{1}".format(REGION, scenario.unmanaged) in (
         denied[0]["message"]
     )
+
+
+def test_stale_clean_up_of_unmanaged_snapshots_needs_the_opt_in_policy(aws, tmp_path):
+    if not module_exists("snapshot_purge"):
+        pytest.skip("snapshot_purge is not in the collection")
+    ec2 = aws.ec2(REGION)
+    volume = fleet.add_volume(ec2)
+    managed = snapshot(ec2, volume, dict(MANAGED, DeleteOn="2999-01-01", VolumeId=volume))
+    untagged = snapshot(ec2, volume, {"Name": "old script"})
+    ec2.delete_volume(VolumeId=volume)
+    options = {"stale": "volume_gone", "stale_min_age": "0", "stale_include_unmanaged": True}
+    key = iam_user(aws, iam_actions.policy_document([{"name": "snapshot_purge", "stale": "volume_gone"}]))
+
+    run, result = run_as(aws, tmp_path, key, "run", "snapshot_purge", options)
+
+    assert run.rc != 0, result
+    assert [entry["snapshot_id"] for entry in result["deleted_snapshots"]] == [managed]
+    [denied] = result["errors"]
+    assert (denied["resource"], denied["code"]) == (untagged, "UnauthorizedOperation")
+    assert untagged in own_snapshots(ec2)
+
+    opt_in = {"name": "snapshot_purge", "stale": "volume_gone", "stale_include_unmanaged": True}
+    aws.client("iam", REGION).put_user_policy(
+        UserName=USER,
+        PolicyName="opsvault-aws-backup",
+        PolicyDocument=json.dumps(iam_actions.policy_document([opt_in])),
+    )
+
+    run, result = run_as(aws, tmp_path, key, "again", "snapshot_purge", options)
+
+    assert run.rc == 0, result
+    assert [entry["snapshot_id"] for entry in result["deleted_snapshots"]] == [untagged]
+    assert result["deleted_snapshots"][0]["managed"] is False
+    assert own_snapshots(ec2) == {}
 
 
 def test_s3_policy_is_scoped_to_its_bucket(aws, tmp_path):

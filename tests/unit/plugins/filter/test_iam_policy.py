@@ -132,7 +132,8 @@ def test_deletes_are_limited_to_managed_images_and_snapshots():
     [
         {"name": "ami_purge", "adopt_legacy": True},
         {"name": "snapshot_purge", "adopt_legacy": "yes"},
-        {"name": "snapshot_purge", "stale": "volume_gone"},
+        {"name": "snapshot_purge", "stale": "volume_gone", "stale_include_unmanaged": True},
+        {"name": "snapshot_purge", "stale": "unattached", "stale_include_unmanaged": "on"},
     ],
 )
 def test_adopting_legacy_or_stale_snapshots_drops_the_marker_condition(feature):
@@ -142,8 +143,24 @@ def test_adopting_legacy_or_stale_snapshots_drops_the_marker_condition(feature):
     assert statement["Resource"] == "arn:aws:ec2:*::snapshot/*"
 
 
+@pytest.mark.parametrize(
+    "feature",
+    [
+        {"name": "snapshot_purge", "stale": "volume_gone"},
+        {"name": "snapshot_purge", "stale": "unattached", "stale_include_unmanaged": False},
+        {"name": "snapshot_purge", "stale_include_unmanaged": True},
+        {"name": "snapshot_purge", "action": ["delete", "archive"], "stale": "volume_gone"},
+    ],
+)
+def test_stale_clean_up_of_managed_snapshots_keeps_the_marker_condition(feature):
+    statement = only_statement(iam_policy([feature]), "ec2:DeleteSnapshot")
+    assert statement["Condition"] == MANAGED
+
+
 def test_an_unconditional_grant_absorbs_the_same_conditional_one():
-    document = iam_policy(["ami_purge", {"name": "snapshot_purge", "stale": "unattached"}])
+    document = iam_policy(
+        ["ami_purge", {"name": "snapshot_purge", "stale": "unattached", "stale_include_unmanaged": True}]
+    )
     assert "Condition" not in only_statement(document, "ec2:DeleteSnapshot")
     assert only_statement(document, "ec2:DeregisterImage")["Condition"] == MANAGED
 
@@ -192,6 +209,10 @@ def test_the_same_action_listed_by_two_features_appears_once():
         ([{"name": "snapshot_purge", "action": "shred"}], "action must be one or more of delete, archive, report"),
         ([{"name": "snapshot_purge", "stale": "old"}], "stale must be one of none, volume_gone, unattached"),
         ([{"name": "ami_purge", "adopt_legacy": "maybe"}], "adopt_legacy must be a boolean, got 'maybe'"),
+        (
+            [{"name": "snapshot_purge", "stale_include_unmanaged": "perhaps"}],
+            "stale_include_unmanaged must be a boolean, got 'perhaps'",
+        ),
         ([42], "a feature is a name or a dict with 'name', got 42"),
         ([], "at least one feature is needed"),
     ],
