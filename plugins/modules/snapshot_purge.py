@@ -51,7 +51,7 @@ options:
   stale_include_unmanaged:
     description:
       - With O(stale), also purge stale snapshots this collection did not make (no C(CreatedBy) marker, for
-        example an untagged snapshot of a deleted volume): the old scripts' clean-up of every snapshot whose
+        example an untagged snapshot of a deleted volume). This is the old scripts' clean-up of every snapshot whose
         volume is gone, or unattached. Such snapshots are reported with C(managed=false) and the reason says so.
       - The IAM policy for this needs C(ec2:DeleteSnapshot) (or C(ec2:ModifySnapshotTier)) without the marker
         condition; the iam_policy filter gives it only to a feature with this option set.
