@@ -181,12 +181,12 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import options as shared
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import purge_rule
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import values
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import SnapshotOwners
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import account_of
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import plan_purge
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import snapshot_kept_reason
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import paginate
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.engine import RegionalJob
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.engine import regional_module
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.fanout import batches_doubling
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.fanout import by_region
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.fanout import run_concurrently
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import PLANNED
@@ -207,55 +207,6 @@ def parse_options(params, check_mode):
         "keep_last": params["keep_last"],
         "adopt_legacy": params["adopt_legacy"],
     }
-
-
-class SnapshotOwners:
-    """Whether the account owns each of one region's planned snapshots, described in batches when first needed.
-
-    Only the snapshots the purge may delete are described, not all of the account's, and a batch
-    at a time in the order the deletes come, so that the first deletes do not wait for the last
-    description.  The first batch holds one snapshot and each next one twice as many, up to
-    MAX_BATCH: the check before the first change is a single-snapshot call, and while the early
-    batches are described, the deletes before them keep going.  Thread-safe: a batch is described
-    once; a failed description is tried again by the next snapshot that needs it.
-    """
-
-    MAX_BATCH = 100  # values per DescribeSnapshots filter, well under EC2's limit
-
-    def __init__(self, client, snapshot_ids, account_id):
-        self.client = client
-        self.account_id = account_id
-        self.batches = batches_doubling(snapshot_ids, self.MAX_BATCH)
-        self.batch_of = {snapshot_id: number for number, batch in enumerate(self.batches) for snapshot_id in batch}
-        self.locks = [threading.Lock() for _batch in self.batches]
-        self.described = set()
-        self.owners = {}
-
-    def owners_for(self, snapshot_id):
-        """``{snapshot id: owner}`` of the batch holding ``snapshot_id``, described if it was not yet."""
-        number = self.batch_of[snapshot_id]
-        with self.locks[number]:
-            if number not in self.described:
-                snapshots = paginate(
-                    self.client,
-                    "describe_snapshots",
-                    "Snapshots",
-                    OwnerIds=["self"],
-                    Filters=[{"Name": "snapshot-id", "Values": self.batches[number]}],
-                )
-                self.owners.update((snapshot["SnapshotId"], snapshot.get("OwnerId")) for snapshot in snapshots)
-                self.described.add(number)
-        return self.owners
-
-    def kept_reason(self, snapshot_id):
-        """Why the snapshot must stay because the account does not own it; None when it may go. May raise."""
-        return snapshot_kept_reason(snapshot_id, self.owners_for(snapshot_id), self.account_id)
-
-
-def account_of(images):
-    """The account id: the owner of the images DescribeImages returned for Owners=self."""
-    owners = {image.get("OwnerId") for image in images if image.get("OwnerId")}
-    return owners.pop() if len(owners) == 1 else None
 
 
 def deregister_image(client, item):

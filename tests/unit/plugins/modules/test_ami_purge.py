@@ -2,6 +2,8 @@
 
 import pytest
 
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import SnapshotOwners
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import account_of
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.fanout import batches_doubling
 from ansible_collections.opsvault.aws_backup.plugins.modules import ami_purge
 from tests.harness.module_options import StandInModule
@@ -44,7 +46,7 @@ def test_batches_double_from_one_up_to_the_largest():
 def test_snapshot_owners_describes_only_planned_snapshots_a_batch_at_a_time_when_first_needed(stubbed):
     client, stubber = stubbed()
     planned = ["snap-{0:03d}".format(number) for number in range(10)]
-    owners = ami_purge.SnapshotOwners(client, planned, "111122223333")
+    owners = SnapshotOwners(client, planned, "111122223333")
     assert owners.batches == [planned[:1], planned[1:3], planned[3:7], planned[7:]]
     stubber.add_response(
         "describe_snapshots",
@@ -123,7 +125,7 @@ def test_each_snapshot_goes_right_after_its_last_ami_and_never_after_a_failed_de
     planned = [item["snapshot_id"] for item in to_delete]
     purge = job({"eu-west-1": deregister_client}, max_concurrency=1)
     purge.make_clients = lambda regions: {"eu-west-1": delete_client}
-    purge.owners = {"eu-west-1": ami_purge.SnapshotOwners(deregister_client, planned, "111122223333")}
+    purge.owners = {"eu-west-1": SnapshotOwners(deregister_client, planned, "111122223333")}
     purge.to_delete = to_delete
 
     with deregister_stubber, delete_stubber:
@@ -132,7 +134,13 @@ def test_each_snapshot_goes_right_after_its_last_ami_and_never_after_a_failed_de
 
     assert [item["image_id"] for item in deregistered] == ["ami-ok", "ami-gone-already"]
     assert deleted == [
-        {"snapshot_id": "snap-ok", "image_id": "ami-ok", "image_ids": ["ami-ok"], "region": "eu-west-1", "state": "deleted"}
+        {
+            "snapshot_id": "snap-ok",
+            "image_id": "ami-ok",
+            "image_ids": ["ami-ok"],
+            "region": "eu-west-1",
+            "state": "deleted",
+        }
     ]
     assert [(e["resource"], e["code"], e["action"]) for e in errors] == [
         ("ami-refused", "UnauthorizedOperation", "deregister_image"),
@@ -159,6 +167,6 @@ def test_keep_min_below_one_is_refused(keep_min):
 
 
 def test_the_account_is_the_single_owner_of_the_images_described_for_owners_self():
-    assert ami_purge.account_of([{"OwnerId": "123456789012"}, {"OwnerId": "123456789012"}]) == "123456789012"
-    assert ami_purge.account_of([]) is None
-    assert ami_purge.account_of([{"OwnerId": "123456789012"}, {"OwnerId": "999999999999"}]) is None
+    assert account_of([{"OwnerId": "123456789012"}, {"OwnerId": "123456789012"}]) == "123456789012"
+    assert account_of([]) is None
+    assert account_of([{"OwnerId": "123456789012"}, {"OwnerId": "999999999999"}]) is None
