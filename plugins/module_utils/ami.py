@@ -188,6 +188,15 @@ def image_snapshot_ids(image):
     )
 
 
+def snapshot_users(images):
+    """``{snapshot_id: [image ids]}``: which of ``images`` use each snapshot."""
+    users = {}
+    for image in images:
+        for snapshot_id in image_snapshot_ids(image):
+            users.setdefault(snapshot_id, []).append(image["ImageId"])
+    return users
+
+
 def _source_label(source):
     return source if source != UNKNOWN_SOURCE else "legacy AMIs of unknown source"
 
@@ -310,11 +319,7 @@ def _plan_snapshots(region, deregister, images):
     """
     by_id = {image["ImageId"]: image for image in images}
     leaving = {item["image_id"] for item in deregister}
-    users = {}
-    for image in images:
-        if image["ImageId"] not in leaving:
-            for snapshot_id in image_snapshot_ids(image):
-                users.setdefault(snapshot_id, []).append(image["ImageId"])
+    users = snapshot_users(image for image in images if image["ImageId"] not in leaving)
 
     planned, kept = {}, []
     for item in deregister:

@@ -23,6 +23,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_ta
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import contract
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import purge_rule
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import snapshot_users
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import MAX_ATTEMPTS
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import paginate
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import PLANNED
@@ -524,17 +525,6 @@ def _skipped(snapshot, region, reason, volume_id=None):
     )
 
 
-def image_snapshot_users(images):
-    """``{snapshot_id: [image ids]}`` for the snapshots registered AMIs use."""
-    users = {}
-    for image in images:
-        for mapping in image.get("BlockDeviceMappings") or []:
-            snapshot_id = (mapping.get("Ebs") or {}).get("SnapshotId")
-            if snapshot_id:
-                users.setdefault(snapshot_id, []).append(image["ImageId"])
-    return users
-
-
 def _stale_condition(volume_id, options, volumes, running_instance_ids):
     """What makes a snapshot's volume stale (``volume vol-x no longer exists``), or None."""
     if options["stale"] in (None, STALE_NONE) or volume_id == COPIED_SNAPSHOT_VOLUME_ID:
@@ -586,7 +576,7 @@ def plan_snapshot_purge(region, snapshots, images, volumes, running_instance_ids
     volumes_by_id = {volume["VolumeId"]: volume for volume in volumes or []}
     running = set(running_instance_ids or [])
     reference = datetime.datetime.combine(as_of, now.timetz()) if as_of != now.date() else now
-    users = image_snapshot_users(images)
+    users = snapshot_users(images)
     todo, skipped, warnings = [], [], []
     groups, young_reasons = {}, {}
 
