@@ -9,6 +9,8 @@ import pytest
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import s3_index as index
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import MirrorError
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_transfer import Mirror
+from ansible_collections.opsvault.aws_backup.plugins.modules import s3_mirror
+from tests.harness.module_options import options_of
 
 WHEN = datetime.datetime(2026, 11, 23, 1, 0, tzinfo=datetime.timezone.utc)
 REGION = "eu-west-1"
@@ -19,22 +21,8 @@ def item(key, size=3, etag='"e"'):
 
 
 def options(dest, **changes):
-    return dict(
-        dict(
-            bucket="b",
-            prefix="",
-            dest=str(dest),
-            include=[],
-            exclude=[],
-            delete=True,
-            max_delete=None,
-            max_concurrency=4,
-            multipart_threshold=8 * 1024 * 1024,
-            fsync=False,
-            report_limit=100,
-        ),
-        **changes
-    )
+    params = dict(bucket="b", dest=str(dest), delete=True, max_concurrency=4, fsync=False)
+    return options_of(s3_mirror, **dict(params, **changes))
 
 
 @pytest.fixture
