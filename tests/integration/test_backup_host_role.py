@@ -366,7 +366,16 @@ def test_collection_source_may_be_a_tarball_or_an_installed_collection(host, tmp
     [tarball] = built.glob("opsvault-aws_backup-*.tar.gz")
     source = tarball
     if kind == "installed collection":
-        galaxy("collection", "install", "--offline", "--force", "-p", str(tmp_path / "controller"), str(tarball), cwd=tmp_path)
+        galaxy(
+            "collection",
+            "install",
+            "--offline",
+            "--force",
+            "-p",
+            str(tmp_path / "controller"),
+            str(tarball),
+            cwd=tmp_path,
+        )
         source = tmp_path / "controller" / "ansible_collections" / "opsvault" / "aws_backup"
     host.env.update(NO_GALAXY)
 
