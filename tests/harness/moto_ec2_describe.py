@@ -31,6 +31,9 @@ change the cost and the paging, never an answer a caller relies on:
   ("This value can be between 5 and 1,000; if this value is larger than 1,000, only 1,000 results are
   returned. If this parameter is not used, then the request returns all snapshots. You cannot specify
   this parameter and the snapshot IDs parameter in the same request.")
+* DescribeSnapshots with a ``snapshot-id`` filter of plain ids (no wildcard) looks those ids up
+  instead of matching every snapshot of the region against every value (moto's cost: snapshots x
+  values per call); the answer is the one moto's filter gives, in the same order.
 * Pages come in a stable order (by resource id); a NextToken is opaque (the position after the last
   item of the page, encoded) and one that does not decode is refused with ``InvalidPaginationToken``.
   Items deleted between pages are not returned; no item is returned twice.
@@ -49,12 +52,14 @@ import json
 from moto.core.responses import ActionResult
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.exceptions import InvalidParameterCombination
+from moto.ec2.exceptions import InvalidSnapshotIdError
 from moto.ec2.models.amis import AmiBackend
 from moto.ec2.models.core import TaggedEC2Resource
 from moto.ec2.models.elastic_block_store import EBSBackend
 from moto.ec2.responses.amis import AmisResponse
 from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE
+from moto.ec2.utils import generic_filter
 from moto.ec2.utils import get_prefix
 
 PAGE_LIMITS = {"DescribeImages": (1, 1000), "DescribeSnapshots": (5, 1000)}
@@ -101,6 +106,22 @@ def _dropping_tags(original):
 
     delete.__name__ = original.__name__
     return delete
+
+
+def describe_snapshots_backend(self, snapshot_ids=None, filters=None):
+    """``EBSBackend.describe_snapshots``, narrowing to the ids of a wildcard-free ``snapshot-id`` filter first."""
+    matches = list(self.snapshots.values())
+    if snapshot_ids:
+        matches = [snap for snap in matches if snap.id in snapshot_ids]
+        if len(snapshot_ids) > len(matches):
+            raise InvalidSnapshotIdError()
+    wanted = (filters or {}).get("snapshot-id")
+    if isinstance(wanted, list) and wanted and not any(char in value for value in wanted for char in "*?[]"):
+        wanted = set(wanted)
+        matches = [snap for snap in matches if snap.id in wanted]
+    if filters:
+        matches = generic_filter(filters, matches)
+    return matches
 
 
 # ---------------------------------------------------------------- pages
@@ -185,6 +206,7 @@ _PATCHES = (
     (TaggedEC2Resource, "get_tags", lambda original: get_tags),
     (AmiBackend, "deregister_image", _dropping_tags),
     (EBSBackend, "delete_snapshot", _dropping_tags),
+    (EBSBackend, "describe_snapshots", lambda original: describe_snapshots_backend),
     (AmisResponse, "describe_images", lambda original: describe_images),
     (ElasticBlockStore, "describe_snapshots", lambda original: describe_snapshots),
 )

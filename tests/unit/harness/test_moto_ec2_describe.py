@@ -113,6 +113,31 @@ def test_instance_tags_and_filters_answer_as_moto_does(aws):
     assert len(patched) == 4
 
 
+@pytest.mark.parametrize("shape", ["ids", "ids and tag", "wildcard", "missing id", "with SnapshotIds"])
+def test_snapshot_id_filters_answer_as_moto_does(aws, shape):
+    ec2 = aws.ec2(REGION)
+    ids = create_snapshots(ec2, 6, MARKER) + create_snapshots(ec2, 3)
+    params = {
+        "ids": dict(Filters=[{"Name": "snapshot-id", "Values": [ids[4], ids[0], ids[7]]}]),
+        "ids and tag": dict(
+            Filters=[
+                {"Name": "snapshot-id", "Values": [ids[4], ids[7]]},
+                {"Name": "tag:CreatedBy", "Values": [MARKER["CreatedBy"]]},
+            ]
+        ),
+        "wildcard": dict(Filters=[{"Name": "snapshot-id", "Values": [ids[2][:8] + "*", ids[5]]}]),
+        "missing id": dict(Filters=[{"Name": "snapshot-id", "Values": ["snap-0123456789abcdef0", ids[1]]}]),
+        "with SnapshotIds": dict(
+            SnapshotIds=ids[:3], Filters=[{"Name": "snapshot-id", "Values": [ids[1], ids[8]]}]
+        ),
+    }[shape]
+
+    patched = answer(ec2.describe_snapshots(OwnerIds=["self"], **params)["Snapshots"], "SnapshotId")
+    with unpatched():
+        expected = answer(ec2.describe_snapshots(OwnerIds=["self"], **params)["Snapshots"], "SnapshotId")
+    assert patched == expected and patched
+
+
 def test_deleting_a_resource_drops_its_tags(aws):
     ec2 = aws.ec2(REGION)
     snapshot_id = create_snapshots(ec2, 1, MARKER)[0]
