@@ -10,6 +10,9 @@ check what AWS does and the modules never carry a moto workaround:
 * CreateImage with a name the account already uses in the region fails with
   ``InvalidAMIName.Duplicate``.
   https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html
+* EC2 describe calls cost what they cost on AWS: a resource's tags are a dict lookup instead of a
+  scan of every tag of the region, and DescribeImages and DescribeSnapshots page by ``MaxResults``
+  and ``NextToken`` (``tests/harness/moto_ec2_describe.py``, with the AWS references).
 
 It also records the parameters of each CreateImage request (``CREATE_IMAGE_REQUESTS``), so tests
 can see what moto ignores (``NoReboot``); recording changes no answer.
@@ -30,6 +33,8 @@ from moto.ec2.exceptions import EC2ClientError  # noqa: E402
 from moto.ec2.models.amis import AmiBackend  # noqa: E402
 from moto.ec2.responses.amis import AmisResponse  # noqa: E402
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer  # noqa: E402
+
+from tests.harness import moto_ec2_describe  # noqa: E402
 
 ACCOUNT_ID = "123456789012"
 CREATE_IMAGE_REQUESTS = []
@@ -69,6 +74,7 @@ def apply_conformance_patches():
 
     AmiBackend.create_image = create_image
     AmisResponse.create_image = record_create_image
+    moto_ec2_describe.apply()
     _PATCHED = True
 
 
