@@ -8,11 +8,13 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils.fanout import 
 from ansible_collections.opsvault.aws_backup.plugins.modules import ami_purge
 from tests.harness.module_options import StandInModule
 from tests.harness.module_options import options_of
+from tests.harness.module_options import params_of
 
 
 def job(clients, check_mode=False, **params):
-    module = StandInModule(check_mode=check_mode)
-    return ami_purge.AmiPurge(module, options_of(ami_purge, check_mode, **params), sorted(clients), clients)
+    module = StandInModule(params_of(ami_purge, **params), check_mode)
+    options = ami_purge.parse_options(module.params, check_mode)
+    return ami_purge.AmiPurge(module, options, sorted(clients), clients)
 
 
 def test_describe_region_follows_next_token(stub_client):
