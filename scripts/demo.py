@@ -169,8 +169,8 @@ def playbook(name, extra_vars, check=False):
 
 def main():
     os.environ.update(
-        AWS_ACCESS_KEY_ID="demo",
-        AWS_SECRET_ACCESS_KEY="demo",
+        AWS_ACCESS_KEY_ID="AKIADEMOEXAMPLE00000",
+        AWS_SECRET_ACCESS_KEY="demo-secret-access-key-not-a-real-one",
         AWS_REGION="us-east-1",
         ANSIBLE_COLLECTIONS_PATH=str(ensure_collection_link()),
         ANSIBLE_LOCALHOST_WARNING="False",
@@ -217,7 +217,7 @@ def main():
             )
 
             bucket, dest = "demo-images", Path(workdir) / "myS3backup"
-            banner("Mirror the images of s3://{0} into {1} (seed 003)".format(bucket, dest))
+            banner("Mirror the images of s3://{0} into {1}".format(bucket, dest))
             s3 = seed_bucket(endpoint, bucket)
             mirror_vars = '{"s3_mirror_bucket": "%s", "s3_mirror_dest": "%s", "s3_mirror_include": ["*.jpg", "*.png"]}' % (
                 bucket,

@@ -391,7 +391,6 @@ class AmiPurge(RegionalJob):
             result["deleted_snapshots"],
             lambda snapshot: "{0} of {1}".format(snapshot["snapshot_id"], snapshot["image_id"]),
         )
-        summary.note("as of {0}".format(result["as_of"]))
 
 
 def main():
