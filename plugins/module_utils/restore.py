@@ -27,6 +27,7 @@ import time
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_specifications
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import contract
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import ebs
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import purge_rule
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import PLANNED
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import error_entry
@@ -365,3 +366,135 @@ def wait_status_ok(client, started, timeout, delay=15, clock=time.monotonic, sle
             break
         sleep(delay)
     return recovered
+
+
+# ---------------------------------------------------------------- volume restore plan
+
+
+def snapshot_backups(snapshots):
+    """``{source volume id: [Backup]}`` of the managed EBS snapshots (VolumeId tag)."""
+    by_volume = {}
+    for snapshot in snapshots:
+        tags = contract.tag_dict(snapshot)
+        if not ebs.is_ebs_backup(tags):
+            continue
+        state = purge_rule.state_of(snapshot.get("State"), "completed")
+        backup = purge_rule.Backup(
+            snapshot["SnapshotId"], state, snapshot.get("State"), snapshot.get("StartTime"), None, None, snapshot
+        )
+        by_volume.setdefault(ebs.snapshot_volume(snapshot, tags), []).append(backup)
+    return by_volume
+
+
+def create_volume_request(snapshot, zone, token, tags, options):
+    """The CreateVolume parameters of one restore: the snapshot, the zone, the volume settings, the tags."""
+    request = {
+        "SnapshotId": snapshot["SnapshotId"],
+        "AvailabilityZone": zone,
+        "ClientToken": token,
+        "TagSpecifications": boto3_tag_specifications(tags, ["volume"]),
+    }
+    for option, key in (("volume_type", "VolumeType"), ("iops", "Iops"), ("throughput", "Throughput")):
+        if options.get(option) is not None:
+            request[key] = options[option]
+    if options.get("kms_key_id"):
+        request.update(Encrypted=True, KmsKeyId=options["kms_key_id"])
+    return request
+
+
+def plan_volume_restores(region, snapshots, restored, target, options):
+    """Decide, for one region, which volume to create from which snapshot.
+
+    ``snapshots``: the region's managed snapshots. ``restored``: volumes this request created before
+    (RestoreId tag). ``target``: ``{availability_zone, instance_id}`` in this region, or a text saying
+    why the region cannot take the volumes. ``options``: as volume_restore's parse_options returns them.
+    """
+    errors, todo, existing, notes = [], [], [], []
+    by_volume = snapshot_backups(snapshots)
+    done = {
+        contract.tag_dict(volume).get(contract.SOURCE_SNAPSHOT_KEY): volume
+        for volume in restored
+        if volume.get("State") not in ("deleting", "deleted")
+    }
+    for source in [volume_id for volume_id in options["volume_ids"] if volume_id in by_volume]:
+        backup, note = choose(by_volume[source], options["as_of"], source, "snapshot", "completed")
+        failure = None if backup else note
+        if backup and not isinstance(target, dict):
+            failure = target
+        if failure:
+            code = NO_BACKUP if backup is None else "InvalidParameterValue"
+            errors.append(error_entry(source, region, "create_volume", code=code, message=failure))
+            continue
+        if note:
+            notes.append(note)
+        snapshot = backup.item
+        snapshot_tags = contract.tag_dict(snapshot)
+        device = options["device"] or snapshot_tags.get(ebs.DEVICE_KEY) or None
+        if target["instance_id"] and not device:
+            message = "no device to attach the restore of {0} at: set device".format(source)
+            errors.append(error_entry(source, region, "attach_volume", code="InvalidParameterValue", message=message))
+            continue
+        tags = contract.restore_tags(
+            options["tags"],
+            {contract.VOLUME_KEY: source, contract.SOURCE_SNAPSHOT_KEY: snapshot["SnapshotId"]},
+            options["restore_id"],
+            name="restore of {0}".format(snapshot_tags.get(contract.NAME_KEY) or source),
+        )
+        token = client_token(snapshot["SnapshotId"], options["restore_id"])
+        item = {
+            "region": region,
+            "source_volume_id": source,
+            "snapshot_id": snapshot["SnapshotId"],
+            "snapshot_started": snapshot.get("StartTime"),
+            "availability_zone": target["availability_zone"],
+            "instance_id": target["instance_id"],
+            "device": device if target["instance_id"] else None,
+            "client_token": token,
+            "restore_id": options["restore_id"],
+            "note": note,
+            "tags": tags,
+        }
+        earlier = done.get(snapshot["SnapshotId"])
+        if earlier is not None:
+            result = volume_result(item, earlier, created=False)
+            if item["instance_id"] and not result["attached"]:
+                todo.append(dict(item, request=None, volume_id=earlier["VolumeId"]))
+            else:
+                existing.append(result)
+        else:
+            request = create_volume_request(snapshot, target["availability_zone"], token, tags, options)
+            todo.append(dict(item, request=request))
+    return {"todo": todo, "notes": notes, "errors": errors, "existing": existing, "found": set(by_volume)}
+
+
+_VOLUME_KEYS = (
+    "region",
+    "source_volume_id",
+    "snapshot_id",
+    "snapshot_started",
+    "availability_zone",
+    "instance_id",
+    "device",
+    "client_token",
+    "restore_id",
+    "note",
+    "tags",
+)
+
+
+def volume_result(item, volume=None, created=True):
+    """A volume restore's result item: the plan with the volume AWS returned (``state: planned`` without one)."""
+    result = {key: item[key] for key in _VOLUME_KEYS}
+    if volume is None:
+        return dict(result, volume_id=None, state=PLANNED, created=False, attached=False)
+    attached = [entry for entry in volume.get("Attachments") or [] if entry.get("InstanceId") == item["instance_id"]]
+    return dict(
+        result,
+        volume_id=volume["VolumeId"],
+        state=volume.get("State"),
+        volume_type=volume.get("VolumeType"),
+        size=volume.get("Size"),
+        encrypted=volume.get("Encrypted"),
+        created=created,
+        attached=bool(attached),
+    )
