@@ -176,6 +176,23 @@ def _s3_mirror(options, partition):
     ]
 
 
+def _s3_restore(options, partition):
+    bucket = options.get("bucket")
+    if not bucket or not isinstance(bucket, str) or "/" in bucket or "*" in bucket:
+        raise FeatureError("s3_restore needs its bucket name (a plain name, no wildcard), got {0!r}".format(bucket))
+    prefix = options.get("prefix") or ""
+    if "*" in prefix:
+        raise FeatureError("s3_restore prefix must not contain a wildcard, got {0!r}".format(prefix))
+    bucket_arn = "arn:{0}:s3:::{1}".format(partition, bucket)
+    writes = ["s3:PutObject"]  # also authorises the multipart upload calls
+    if _bool(options.get("delete", False), "delete"):
+        writes.append("s3:DeleteObject")
+    return [
+        Grant("ListBucket", ("s3:ListBucket",), (bucket_arn,), None),
+        Grant("WriteObjects", tuple(writes), ("{0}/{1}*".format(bucket_arn, prefix),), None),
+    ]
+
+
 def _instance_restore(options, partition):
     describe = [
         DESCRIBE_REGIONS,
@@ -236,6 +253,7 @@ FEATURES = {
     "s3_mirror": (_s3_mirror, ("bucket", "prefix")),
     "instance_restore": (_instance_restore, ("wait", "iam_instance_profile")),
     "volume_restore": (_volume_restore, ("attach",)),
+    "s3_restore": (_s3_restore, ("bucket", "prefix", "delete")),
 }
 
 

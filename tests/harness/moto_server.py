@@ -32,6 +32,7 @@ from moto.ec2.responses.amis import AmisResponse  # noqa: E402
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer  # noqa: E402
 
 from tests.harness import moto_client_token  # noqa: E402
+from tests.harness import moto_s3_conditional  # noqa: E402
 
 ACCOUNT_ID = "123456789012"
 CREATE_IMAGE_REQUESTS = []
@@ -72,6 +73,7 @@ def apply_conformance_patches():
     AmiBackend.create_image = create_image
     AmisResponse.create_image = record_create_image
     moto_client_token.apply()
+    moto_s3_conditional.apply()
     _PATCHED = True
 
 

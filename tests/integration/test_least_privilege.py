@@ -230,6 +230,32 @@ class VolumeRestore:
         assert before == [] and [attached for _volume, attached in after] == [1 if self.attach else 0]
 
 
+class S3Restore:
+    feature = {"name": "s3_restore", "bucket": "restored-images", "prefix": "uploads/", "delete": True}
+    # The files are uploaded before the objects the mirror does not hold are deleted.
+    completes_before = {"s3:DeleteObject"}
+
+    def seed(self, aws, tmp_path):
+        s3 = aws.client("s3", REGION)
+        s3.create_bucket(Bucket="restored-images")
+        s3.put_object(Bucket="restored-images", Key="uploads/stale.jpg", Body=b"gone from the mirror")
+        src = tmp_path / "myS3backup"
+        (src / "2026").mkdir(parents=True)
+        (src / "cat.jpg").write_bytes(b"cat")
+        (src / "2026" / "dog.png").write_bytes(b"dog")
+        (src / ".s3_mirror_index.jsonl").write_text("{}\n")
+        return {"src": str(src), "bucket": "restored-images", "prefix": "uploads/", "delete": True}
+
+    def state(self, aws):
+        s3 = aws.client("s3", REGION)
+        listed = s3.list_objects_v2(Bucket="restored-images").get("Contents", [])
+        return {item["Key"]: s3.get_object(Bucket="restored-images", Key=item["Key"])["Body"].read() for item in listed}
+
+    def succeeded(self, aws, before, after):
+        assert before == {"uploads/stale.jpg": b"gone from the mirror"}
+        assert after == {"uploads/cat.jpg": b"cat", "uploads/2026/dog.png": b"dog"}
+
+
 SCENARIOS = [
     AmiBackup(),
     AmiPurge(),
@@ -241,6 +267,7 @@ SCENARIOS = [
     InstanceRestore(),
     VolumeRestore(attach=True),
     VolumeRestore(attach=False),
+    S3Restore(),
 ]
 
 
