@@ -39,6 +39,7 @@ IMDS_V2 = {"HttpTokens": "required", "HttpEndpoint": "enabled"}
 # DescribeInstanceStatus takes at most 100 instance ids per call.
 STATUS_BATCH = 100
 _EBS_SETTINGS = ("VolumeSize", "VolumeType", "Iops", "Throughput")
+_NETWORK_KEYS = ("subnet_id", "security_group_ids")
 
 
 class RestoreInputError(ValueError):
@@ -65,6 +66,11 @@ def client_token(backup_id, restore_id):
 
 
 # ---------------------------------------------------------------- which backup
+
+
+def _text(timestamp):
+    """A timestamp as ISO 8601 text, whether botocore parsed it or not."""
+    return timestamp.isoformat() if hasattr(timestamp, "isoformat") else timestamp
 
 
 def _created_date(backup):
@@ -337,7 +343,67 @@ def launch(client, item):
     return instance_result(item, instance)
 
 
+# ---------------------------------------------------------------- network
+
+
+def parse_networks(subnet_id, security_group_ids, networks):
+    """``(networks by region, network)``: one of them None. Raises ValueError naming the option and value."""
+    if bool(subnet_id) == bool(networks):
+        raise ValueError(
+            "set one of subnet_id and networks, got subnet_id={0!r} networks={1!r}".format(subnet_id, networks)
+        )
+    if subnet_id:
+        return None, {"subnet_id": subnet_id, "security_group_ids": list(security_group_ids or [])}
+    by_region = {}
+    for region, network in networks.items():
+        if not isinstance(network, dict) or not network.get("subnet_id") or set(network) - set(_NETWORK_KEYS):
+            raise ValueError(
+                "networks {0!r}: give a dict with subnet_id and optional security_group_ids, got {1!r}".format(
+                    region, network
+                )
+            )
+        by_region[region] = {
+            "subnet_id": network["subnet_id"],
+            "security_group_ids": list(network.get("security_group_ids") or []),
+        }
+    return by_region, None
+
+
+def check_network(client, region, network):
+    """Raise RestoreInputError naming the value unless the subnet and security groups are in ``region``."""
+    subnet_filter = [{"Name": "subnet-id", "Values": [network["subnet_id"]]}]
+    if not client.describe_subnets(Filters=subnet_filter).get("Subnets"):
+        raise RestoreInputError(
+            "InvalidSubnetID.NotFound", "subnet_id {0} is not a subnet in {1}".format(network["subnet_id"], region)
+        )
+    if network["security_group_ids"]:
+        group_filter = [{"Name": "group-id", "Values": network["security_group_ids"]}]
+        groups = client.describe_security_groups(Filters=group_filter).get("SecurityGroups", [])
+        missing = sorted(set(network["security_group_ids"]) - {group["GroupId"] for group in groups})
+        if missing:
+            raise RestoreInputError(
+                "InvalidGroup.NotFound", "security_group_ids {0} not in {1}".format(", ".join(missing), region)
+            )
+
+
 # ---------------------------------------------------------------- waiting
+
+
+def recovery_errors(instances, recovered, timeout):
+    """Set each instance's ``recovery_seconds``; an error for each one that did not pass its checks in time."""
+    errors = []
+    for instance in instances:
+        instance["recovery_seconds"] = recovered.get(instance["instance_id"])
+        if instance["instance_id"] in recovered and recovered[instance["instance_id"]] is None:
+            message = "{0} (restore of {1}) did not pass its status checks in {2} s".format(
+                instance["instance_id"], instance["source_instance_id"], timeout
+            )
+            errors.append(
+                error_entry(
+                    instance["instance_id"], instance["region"], "wait", code="StatusChecksNotOk", message=message
+                )
+            )
+    return errors
 
 
 def wait_status_ok(client, started, timeout, delay=15, clock=time.monotonic, sleep=time.sleep):
@@ -445,7 +511,7 @@ def plan_volume_restores(region, snapshots, restored, target, options):
             "region": region,
             "source_volume_id": source,
             "snapshot_id": snapshot["SnapshotId"],
-            "snapshot_started": snapshot.get("StartTime"),
+            "snapshot_started": _text(snapshot.get("StartTime")),
             "availability_zone": target["availability_zone"],
             "instance_id": target["instance_id"],
             "device": device if target["instance_id"] else None,

@@ -205,39 +205,11 @@ ARGUMENT_SPEC = shared.argument_spec(
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 
 
-def _networks(params):
-    if bool(params["subnet_id"]) == bool(params["networks"]):
-        raise ValueError(
-            "set one of subnet_id and networks, got subnet_id={0!r} networks={1!r}".format(
-                params["subnet_id"], params["networks"]
-            )
-        )
-    if params["subnet_id"]:
-        return None, {"subnet_id": params["subnet_id"], "security_group_ids": params["security_group_ids"]}
-    networks = {}
-    for region, network in params["networks"].items():
-        if (
-            not isinstance(network, dict)
-            or not network.get("subnet_id")
-            or set(network) - {"subnet_id", "security_group_ids"}
-        ):
-            raise ValueError(
-                "networks {0!r}: give a dict with subnet_id and optional security_group_ids, got {1!r}".format(
-                    region, network
-                )
-            )
-        networks[region] = {
-            "subnet_id": network["subnet_id"],
-            "security_group_ids": list(network.get("security_group_ids") or []),
-        }
-    return networks, None
-
-
 def parse_options(params, check_mode):
     shared.not_empty("tag_key", params["tag_key"])
     shared.not_empty("restore_id", params["restore_id"])
     contract.check_extra_tags(params["tags"], "tags", contract.RESTORE_RESERVED_KEYS)
-    networks, network = _networks(params)
+    networks, network = restore.parse_networks(params["subnet_id"], params["security_group_ids"], params["networks"])
     as_of = parse_as_of(params["as_of"], utc_now().date()) if params["as_of"] else None
     options = {
         "instance_ids": list(dict.fromkeys(params["instance_ids"])),
@@ -314,27 +286,8 @@ class InstanceRestore(RegionalJob):
 
     def check_region(self, region_plan):
         """The region's subnet and security groups exist there (read-only, also in check mode)."""
-        client, region = self.clients[region_plan["region"]], region_plan["region"]
-        network = self.network_of(region)
-        subnets = paginate(
-            client, "describe_subnets", "Subnets", Filters=[{"Name": "subnet-id", "Values": [network["subnet_id"]]}]
-        )
-        if not subnets:
-            raise restore.RestoreInputError(
-                "InvalidSubnetID.NotFound", "subnet_id {0} is not a subnet in {1}".format(network["subnet_id"], region)
-            )
-        if network["security_group_ids"]:
-            groups = paginate(
-                client,
-                "describe_security_groups",
-                "SecurityGroups",
-                Filters=[{"Name": "group-id", "Values": network["security_group_ids"]}],
-            )
-            missing = sorted(set(network["security_group_ids"]) - {group["GroupId"] for group in groups})
-            if missing:
-                raise restore.RestoreInputError(
-                    "InvalidGroup.NotFound", "security_group_ids {0} not in {1}".format(", ".join(missing), region)
-                )
+        region = region_plan["region"]
+        restore.check_network(self.clients[region], region, self.network_of(region))
 
     def after_plan(self, plans):
         """Ids no region knows and AMIs that cannot be used fail the task before anything is launched."""
@@ -376,17 +329,7 @@ class InstanceRestore(RegionalJob):
                 self.errors.append(error_entry(region, region, "wait", exc))
             else:
                 recovered.update(times)
-        for instance in instances:
-            instance["recovery_seconds"] = recovered.get(instance["instance_id"])
-            if instance["instance_id"] in recovered and recovered[instance["instance_id"]] is None:
-                message = "{0} (restore of {1}) did not pass its status checks in {2} s".format(
-                    instance["instance_id"], instance["source_instance_id"], timeout
-                )
-                self.errors.append(
-                    error_entry(
-                        instance["instance_id"], instance["region"], "wait", code="StatusChecksNotOk", message=message
-                    )
-                )
+        self.errors.extend(restore.recovery_errors(instances, recovered, timeout))
 
     def result_keys(self, done):
         return dict(changed=bool(done), instances=self.existing + done)
