@@ -15,7 +15,7 @@ check what AWS does and the modules never carry a moto workaround:
   and ``NextToken`` (``tests/harness/moto_ec2_describe.py``, with the AWS references).
 * RunInstances and CreateVolume honour ``ClientToken``: a repeated token returns the first launch
   or volume (``tests/harness/moto_client_token.py``).
-* CompleteMultipartUpload honours ``If-Match`` and ``If-None-Match`` as PutObject does
+* CompleteMultipartUpload honours ``If-Match``, as S3 documents
   (``tests/harness/moto_s3_conditional.py``).
 
 It also records the parameters of each CreateImage request (``CREATE_IMAGE_REQUESTS``), so tests
