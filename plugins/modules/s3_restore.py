@@ -63,14 +63,14 @@ EXAMPLES = r"""
 - name: Put the mirrored images back into their bucket
   opsvault.aws_backup.s3_restore:
     src: /srv/backup/myS3backup
-    bucket: seed-images
+    bucket: my-images
     prefix: uploads/
   register: restored
 
 - name: Rebuild a new bucket from the mirror, deleting what the mirror does not hold
   opsvault.aws_backup.s3_restore:
     src: /srv/backup/myS3backup
-    bucket: seed-images-restored
+    bucket: my-images-restored
     delete: true
     max_delete: "10%"
 """
