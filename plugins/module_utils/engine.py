@@ -34,19 +34,25 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import finish
 
 
-def regional_module(argument_spec, parse_options):
-    """``(module, options)``: the AnsibleAWSModule with the shared regional options, and the options
-    as the module's ``parse_options(params, check_mode)`` reads them (a ValueError fails the task)."""
-    module = AnsibleAWSModule(
-        argument_spec=shared_options.argument_spec(shared_options.REGIONAL, **argument_spec),
-        supports_check_mode=True,
-    )
+def aws_module(argument_spec, parse_options):
+    """``(module, options)``: the AnsibleAWSModule, and its options as ``parse_options(params, check_mode)``
+    reads them; a ValueError (naming the option and the value) fails the task before any call."""
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     try:
-        shared_options.at_least("max_concurrency", module.params["max_concurrency"], 1)
         parsed = parse_options(module.params, module.check_mode)
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     return module, parsed
+
+
+def regional_module(argument_spec, parse_options):
+    """``aws_module`` with the shared regional options (regions, max_concurrency) added."""
+
+    def parse(params, check_mode):
+        shared_options.at_least("max_concurrency", params["max_concurrency"], 1)
+        return parse_options(params, check_mode)
+
+    return aws_module(shared_options.argument_spec(shared_options.REGIONAL, **argument_spec), parse)
 
 
 def plan(todo=None, skipped=None, warnings=None, notes=None, **extra):

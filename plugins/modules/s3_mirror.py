@@ -225,10 +225,10 @@ dest:
 
 import os
 
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import client_config
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import clients_for
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.engine import aws_module
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.options import at_least
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.options import not_empty
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import finish
@@ -277,11 +277,7 @@ def parse_options(params, check_mode=False):
 
 
 def main():
-    module = AnsibleAWSModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    try:
-        options = parse_options(module.params, module.check_mode)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
+    module, options = aws_module(ARGUMENT_SPEC, parse_options)
     # The small-object pool and the transfer manager each keep max_concurrency requests in flight.
     config = client_config(2 * options["max_concurrency"] + 4)
     [client] = clients_for(module, "s3", config, text_timestamps=True).values()

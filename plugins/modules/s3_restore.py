@@ -113,19 +113,19 @@ msg:
 
 import os
 
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import s3_restore
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import client_config
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import clients_for
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.engine import aws_module
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.options import at_least
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import PLANNED
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import Summary
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import error_entry
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import finish
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import PLANNED
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import skipped_entry
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import MirrorError
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import Summary
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import listed_objects
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import MirrorError
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import normalize_prefix
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import open_listing
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_plan import delete_limit_exceeded
@@ -211,11 +211,7 @@ def restore(client, options, check_mode, region):
 
 
 def main():
-    module = AnsibleAWSModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    try:
-        options = parse_options(module.params, module.check_mode)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
+    module, options = aws_module(ARGUMENT_SPEC, parse_options)
     [(region, client)] = clients_for(module, "s3", client_config(options["max_concurrency"] + 4)).items()
     target = "s3://{0}/{1}".format(options["bucket"], options["prefix"])
     try:
