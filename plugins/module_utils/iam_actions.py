@@ -164,12 +164,18 @@ def _s3_mirror(options, partition):
     ]
 
 
+def _backup_coverage(options, partition):
+    describe = ("ec2:DescribeInstances", "ec2:DescribeVolumes", "ec2:DescribeImages", "ec2:DescribeSnapshots")
+    return [Grant("Describe", (DESCRIBE_REGIONS,) + describe, ("*",), None)]
+
+
 FEATURES = {
     "ami_backup": (_ami_backup, ()),
     "ami_purge": (_ami_purge, ("adopt_legacy",)),
     "ebs_snapshot": (_ebs_snapshot, ("mode",)),
     "snapshot_purge": (_snapshot_purge, ("action", "stale", "adopt_legacy", "stale_include_unmanaged")),
     "s3_mirror": (_s3_mirror, ("bucket", "prefix")),
+    "backup_coverage": (_backup_coverage, ()),
 }
 
 
