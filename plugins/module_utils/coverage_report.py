@@ -202,6 +202,7 @@ h1{font-size:1.3em}h2{font-size:1.1em;margin-top:1.5em}
 table{border-collapse:collapse;margin:.5em 0}
 th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;font-size:.9em;vertical-align:top}
 th{background:#f0f0f0}
+td:nth-child(-n+6){white-space:nowrap}
 .big{font-size:2em;font-weight:bold}
 .status{font-weight:bold;white-space:nowrap}
 .bad{color:#b00020}.warn{color:#9a5b00}.good{color:#1b7a1b}
