@@ -48,8 +48,9 @@ def _share(items, field):
     }
 
 
-def build(sources, backups, regions, account, generated_at, options):
-    """The whole report as data: every item, worst first, with counts and coverage per region and policy."""
+def build(sources, backups, regions, account, generated_at, options, errors=()):
+    """The whole report as data: every item, worst first, with counts and coverage per region and policy,
+    and the ``errors`` (regions that could not be described are missing from it)."""
     sources = sorted(sources, key=_worst_first(_SOURCE_RANK))
     backups = sorted(backups, key=_worst_first(_BACKUP_RANK))
     ok = sum(1 for item in sources if item["status"] == coverage.OK)
@@ -74,6 +75,7 @@ def build(sources, backups, regions, account, generated_at, options):
             "regions": _share(sources, "region"),
             "policies": _share(sources, "policy"),
         },
+        "errors": list(errors),
         "sources": sources,
         "backups": backups,
     }
@@ -178,6 +180,8 @@ def _md_cell(text):
 
 def to_markdown(report):
     lines = ["# " + _header(report), ""]
+    for error in report["errors"]:
+        lines += ["**Not in this report: {resource} ({action}): {code} {message}**".format(**error), ""]
     lines += ["## Coverage", "", "| scope | coverage | ok | sources |", "|---|---|---|---|"]
     lines += [
         "| {0} | {1} | {2} | {3} |".format(_md_cell(s), _percent_text(p), o, t) for s, p, o, t in _summary_rows(report)
@@ -267,6 +271,14 @@ def to_html(report):
         '<p><span class="big" id="coverage-percent">{0}</span> of {1} sources backed up within their RPO</p>'.format(
             _e(_percent_text(cover["percent"])), cover["total"]
         ),
+    ]
+    for error in report["errors"]:
+        out.append(
+            '<p class="status bad">Not in this report: {0}</p>'.format(
+                _e("{resource} ({action}): {code} {message}".format(**error))
+            )
+        )
+    out += [
         '<h2>Coverage</h2><table id="coverage"><tr><th>scope</th><th>coverage</th><th>ok</th><th>sources</th></tr>',
     ]
     for scope, percent, ok, total in _summary_rows(report):

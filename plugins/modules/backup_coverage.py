@@ -304,7 +304,13 @@ class BackupCoverage(RegionalJob):
 
     def result_keys(self, done):
         self.report = coverage_report.build(
-            self.sources, self.backups, self.regions, self.account_id, self.now, _option_summary(self.options)
+            self.sources,
+            self.backups,
+            self.regions,
+            self.account_id,
+            self.now,
+            _option_summary(self.options),
+            self.errors,
         )
         found = coverage_report.problems(self.report)
         keys = dict(

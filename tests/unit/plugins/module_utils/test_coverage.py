@@ -277,3 +277,16 @@ def test_bad_options_name_the_option_and_value(params, message):
     with pytest.raises(ValueError) as raised:
         options(**params)
     assert message in str(raised.value)
+
+
+def test_a_region_that_could_not_be_described_is_named_at_the_top_of_the_page_and_the_markdown():
+    error = {"resource": "eu-west-1", "region": "eu-west-1", "action": "describe", "code": "UnauthorizedOperation"}
+    error["message"] = "not authorized to perform: ec2:DescribeVolumes"
+    report = coverage_report.build([], [], ["eu-west-1"], ACCOUNT, NOW, {}, [error])
+    assert report["errors"] == [error]
+    expected = (
+        "Not in this report: eu-west-1 (describe): UnauthorizedOperation not authorized to perform: ec2:DescribeVolumes"
+    )
+    page = coverage_report.to_html(report)
+    assert expected in page and page.index(expected) < page.index("<h2>Coverage</h2>")
+    assert "**" + expected + "**" in coverage_report.to_markdown(report)
