@@ -4,13 +4,19 @@ import datetime
 import html.parser
 import json
 import os
+import re
 import shutil
 import subprocess
 
 import pytest
+import yaml
+
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import options as shared_options
+from ansible_collections.opsvault.aws_backup.plugins.modules import backup_coverage
 
 from tests.harness import aws_proxy
 from tests.harness import fleet
+from tests.harness.ansible_run import REPO
 from tests.harness.ansible_run import run_playbook
 
 MODULE = "opsvault.aws_backup.backup_coverage"
@@ -342,3 +348,90 @@ def test_the_html_page_renders_in_a_headless_browser_with_the_expected_rows(aws,
     assert page_rows(dom) == problems
     assert '<span class="big" id="coverage-percent">20.0%</span>' in dom
     assert "<svg" in dom and "Age of the newest successful backup" in dom
+
+
+# ---------------------------------------------------------------- the shipped playbook
+
+PLAYBOOK = "opsvault.aws_backup.coverage_report"
+REPORT_TASK = "Describe every source and backup and give each a status"
+FILE_OPTIONS = ("json_path", "html_path", "markdown_path")
+PLAYBOOK_ENV = {"AWS_REGION": EAST, "ANSIBLE_SHOW_CUSTOM_STATS": "true", "ANSIBLE_INJECT_INVOCATION": "true"}
+
+
+def module_spec():
+    return shared_options.argument_spec(shared_options.REGIONAL, **backup_coverage.ARGUMENT_SPEC)
+
+
+def shipped_report_task():
+    [play] = yaml.safe_load((REPO / "playbooks" / "coverage_report.yml").read_text())
+    [block] = play["tasks"]
+    return {task["name"]: task for task in block["block"]}[REPORT_TASK][MODULE]
+
+
+def test_the_playbook_passes_each_option_from_its_variable_and_documents_it():
+    args = shipped_report_task()
+    assert sorted(args) == sorted(module_spec())
+    header = (REPO / "playbooks" / "coverage_report.yml").read_text().split("\n- name:", 1)[0]
+    for option, spec in module_spec().items():
+        variable = "coverage_report_" + option
+        assert re.search(r"^#\s+{0}\s".format(variable), header, re.M), option
+        if option in FILE_OPTIONS:
+            continue
+        expected = (
+            ["{{{{ omit if {0} | default('') in [none, ''] else {0} }}}}".format(variable)]
+            if spec["type"] in ("int", "bool", "float")
+            else ["{{{{ {0} | default(omit, true) }}}}".format(variable)]
+        )
+        assert args[option] in expected, (option, args[option])
+
+
+def test_the_playbook_writes_the_files_publishes_the_counts_and_fails_under_the_threshold(
+    aws, counting_proxy, tmp_path
+):
+    ec2 = aws.ec2(EAST)
+    [covered] = fleet.launch(ec2, {"Backup": "", "Name": "web"})
+    ami(ec2, covered, "web-1", ago(hours=1))
+    [uncovered] = fleet.launch(ec2, {"Backup": "", "Name": "db"})
+    unanswered = {"coverage_report_" + option: "" for option in module_spec()}
+    reports = tmp_path / "reports"
+    reports.mkdir()
+
+    def run(check=False, **extra):
+        counting_proxy.reset()
+        playbook = run_playbook(
+            PLAYBOOK,
+            tmp_path,
+            endpoint=counting_proxy.endpoint,
+            extra_vars=dict(unanswered, **extra),
+            check=check,
+            env=PLAYBOOK_ENV,
+        )
+        return playbook, counting_proxy.stats()
+
+    preview, stats = run(check=True)
+    assert preview.rc == 0, preview.stdout
+    assert stats["mutating"] == 0
+    args = preview.result(REPORT_TASK)["invocation"]["module_args"]
+    for option, spec in module_spec().items():
+        assert args[option] == spec.get("default"), option
+    assert preview.output["global_custom_stats"] == {
+        "coverage_report_counts": preview.result(REPORT_TASK)["counts"],
+        "coverage_report_percent": 50.0,
+        "coverage_report_problems": 1,
+    }
+
+    failing, stats = run(coverage_report_dir=str(reports), coverage_report_fail_under=75)
+    assert failing.rc != 0 and stats["mutating"] == 0
+    assert failing.result(REPORT_TASK)["failed"] is True
+    assert page_rows((reports / "coverage.html").read_text()) == {uncovered: "missing"}
+    assert markdown_rows((reports / "coverage.md").read_text()) == {uncovered: "missing"}
+    assert json.loads((reports / "coverage.json").read_text())["coverage"]["percent"] == 50.0
+    assert failing.output["global_custom_stats"]["coverage_report_percent"] == 50.0
+    assert "Coverage 50.0% is under fail_under 75.0%" in failing.result("Summarise the coverage")["msg"]
+
+    passing, _stats = run(
+        coverage_report_fail_under=0, coverage_report_html_path=str(tmp_path / "page.html"), coverage_report_rpo="2h"
+    )
+    assert passing.rc == 0, passing.stdout
+    assert page_rows((tmp_path / "page.html").read_text()) == {uncovered: "missing"}
+    assert passing.result(REPORT_TASK)["invocation"]["module_args"]["json_path"] is None
