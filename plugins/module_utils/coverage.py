@@ -46,7 +46,8 @@ UNMANAGED = "unmanaged"
 SOURCE_STATUSES = (MISSING, LAST_FAILED, PENDING_TOO_LONG, STALE, NOT_RESTORE_TESTED, OK)
 BACKUP_STATUSES = (SHARED_PUBLIC, EXPIRED_NOT_PURGED, ORPHAN, UNMANAGED, OK)
 
-INSTANCE, VOLUME, IMAGE, SNAPSHOT = "instance", "volume", "image", "snapshot"
+INSTANCE, VOLUME, IMAGE, SNAPSHOT, S3_MIRROR = "instance", "volume", "image", "snapshot", "s3_mirror"
+MIRROR_REGION = "local"  # a mirror is a directory on the backup host, in no AWS region
 SCOPE_TAGGED, SCOPE_ALL = "tagged", "all"
 SCOPES = (SCOPE_TAGGED, SCOPE_ALL)
 
@@ -316,3 +317,38 @@ def classify_region(region, described, options, now, account_id=None):
             decision = decisions.get(backup.resource_id)
             backups.append(_backup_item(region, SNAPSHOT, backup, source, exists, public, decision, now, today))
     return {"sources": sources, "backups": backups, "warnings": warnings}
+
+
+def classify_mirror(dest, record, problem, rpo, now):
+    """An S3 mirror's dest as a source: ``ok`` when its last complete run (``record``, as s3_index.read_last_run
+    gives it, or None with ``problem``) finished within the RPO, ``stale`` when before, ``missing`` without one."""
+    item = {
+        "kind": S3_MIRROR,
+        "resource": dest,
+        "region": MIRROR_REGION,
+        "name": "s3://{0}/{1}".format(record.get("bucket"), record.get("prefix") or "") if record else None,
+        "policy": S3_MIRROR,
+        "rpo_seconds": int(rpo.total_seconds()),
+        "backup_count": 1 if record else 0,
+        "newest_backup": None,
+        "newest_backup_state": None,
+        "newest_ok_backup": None,
+        "newest_ok_age_seconds": None,
+    }
+    finished = None
+    if record:
+        try:
+            finished = values.parse_timestamp(record["finished_at"])
+        except ValueError:
+            problem = "the last run's finish time {0!r} is not a timestamp".format(record["finished_at"])
+    if finished is None:
+        return dict(item, status=MISSING, reason=problem, backup_count=0)
+    age = now - finished
+    item.update(newest_backup=finished.isoformat(), newest_ok_backup=finished.isoformat())
+    item.update(newest_backup_state="complete", newest_ok_age_seconds=_age(now, finished))
+    if age > rpo:
+        reason = "the last complete run finished {0} ago (RPO {1})".format(
+            ebs.age_text(age), ebs.age_text(rpo, exact=True)
+        )
+        return dict(item, status=STALE, reason=reason)
+    return dict(item, status=OK, reason="the last complete run finished {0} ago".format(ebs.age_text(age)))

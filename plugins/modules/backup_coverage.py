@@ -74,6 +74,14 @@ options:
       - Fail the task when the coverage (the percentage of sources that are V(ok)) is below this, after the files
         are written, so that a notification carries the failure. Between 0 and 100.
     type: float
+  mirror_dests:
+    description:
+      - The O(opsvault.aws_backup.s3_mirror#module:dest) directories of S3 mirrors on this host, each reported as a
+        source, V(ok) when its last complete run finished within O(rpo), V(stale) when earlier, V(missing) when
+        none is recorded (M(opsvault.aws_backup.s3_mirror) records it in dest after every complete run).
+    type: list
+    elements: path
+    default: []
   json_path:
     description: Write the full report here as JSON (a versioned document with every source and backup).
     type: path
@@ -196,6 +204,7 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.engine import RegionalJob
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.engine import regional_module
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import error_entry
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_index import read_last_run
 
 ARGUMENT_SPEC = shared.argument_spec(
     scope=dict(type="str", default=coverage.SCOPE_TAGGED, choices=list(coverage.SCOPES)),
@@ -209,6 +218,7 @@ ARGUMENT_SPEC = shared.argument_spec(
     keep_min=dict(type="int", default=1),
     report_limit=dict(type="int", default=50),
     fail_under=dict(type="float"),
+    mirror_dests=dict(type="list", elements="path", default=[]),
     json_path=dict(type="path"),
     html_path=dict(type="path"),
     markdown_path=dict(type="path"),
@@ -257,6 +267,7 @@ def parse_options(params, check_mode):
         keep_min=params["keep_min"],
         report_limit=params["report_limit"],
         fail_under=fail_under,
+        mirror_dests=[os.path.realpath(dest) for dest in params["mirror_dests"]],
         files={key: check_writable(key, params[key]) for key in coverage_report.RENDERERS if params[key]},
     )
 
@@ -301,6 +312,9 @@ class BackupCoverage(RegionalJob):
         for region_plan in plans:
             self.sources.extend(region_plan["sources"])
             self.backups.extend(region_plan["backups"])
+        for dest in self.options["mirror_dests"]:
+            record, problem = read_last_run(dest)
+            self.sources.append(coverage.classify_mirror(dest, record, problem, self.options["rpo"], self.now))
 
     def result_keys(self, done):
         self.report = coverage_report.build(

@@ -435,3 +435,61 @@ def test_the_playbook_writes_the_files_publishes_the_counts_and_fails_under_the_
     assert passing.rc == 0, passing.stdout
     assert page_rows((tmp_path / "page.html").read_text()) == {uncovered: "missing"}
     assert passing.result(REPORT_TASK)["invocation"]["module_args"]["json_path"] is None
+
+
+# ---------------------------------------------------------------- the S3 mirror
+
+
+def test_s3_mirror_records_its_last_complete_run_and_the_report_judges_each_dest_by_the_rpo(aws, play, tmp_path):
+    s3 = aws.client("s3", EAST)
+    s3.create_bucket(Bucket="images")
+    s3.put_object(Bucket="images", Key="a.jpg", Body=b"a")
+    fresh, old, never, failed, preview = (str(tmp_path / name) for name in ("fresh", "old", "never", "failed", "check"))
+
+    run = play(
+        [
+            {"name": "mirror", "opsvault.aws_backup.s3_mirror": {"bucket": "images", "dest": fresh}},
+            {"name": "again", "opsvault.aws_backup.s3_mirror": {"bucket": "images", "dest": old}},
+            {
+                "name": "preview",
+                "opsvault.aws_backup.s3_mirror": {"bucket": "images", "dest": preview},
+                "check_mode": True,
+            },
+            {
+                "name": "broken",
+                "opsvault.aws_backup.s3_mirror": {"bucket": "no-such-bucket", "dest": failed},
+                "ignore_errors": True,
+            },
+        ]
+    )
+    assert run.rc == 0 and run.result("broken")["failed"] is True
+    record = json.loads((tmp_path / "fresh" / ".s3_mirror_last_run.json").read_text())
+    assert (record["bucket"], record["prefix"], record["listed"]) == ("images", "", 1)
+    assert abs((datetime.datetime.fromisoformat(record["finished_at"]) - NOW).total_seconds()) < 120
+    assert not os.path.exists(os.path.join(preview, ".s3_mirror_last_run.json"))
+    assert not os.path.exists(os.path.join(failed, ".s3_mirror_last_run.json"))
+    stale_record = tmp_path / "old" / ".s3_mirror_last_run.json"
+    stale_record.write_text(json.dumps(dict(record, finished_at=ago(days=2).isoformat())))
+
+    run = play(
+        [
+            coverage_task(
+                mirror_dests=[fresh, old, never, failed], rpo="1d", **files_of(tmp_path, "report"), ignore_errors=True
+            )
+        ]
+    )
+
+    result = run.result("coverage")
+    assert run.rc == 0 and not result.get("failed"), result
+    expected = {fresh: "ok", old: "stale", never: "missing", failed: "missing"}
+    document = json.loads((tmp_path / "report.json").read_text())
+    assert statuses(document["sources"]) == expected
+    by_dest = {item["resource"]: item for item in document["sources"]}
+    assert by_dest[fresh]["name"] == "s3://images/" and by_dest[fresh]["region"] == "local"
+    assert by_dest[old]["reason"] == "the last complete run finished 2 days ago (RPO 1 day)"
+    assert by_dest[never]["reason"] == "no complete s3_mirror run recorded in {0}".format(never)
+    problems = {dest: status for dest, status in expected.items() if status != "ok"}
+    assert statuses(result["problems"]) == problems
+    assert page_rows((tmp_path / "report.html").read_text()) == problems
+    assert markdown_rows((tmp_path / "report.md").read_text()) == problems
+    assert result["coverage"]["policies"]["s3_mirror"] == {"ok": 1, "total": 4, "percent": 25.0}

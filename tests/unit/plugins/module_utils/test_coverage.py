@@ -6,6 +6,7 @@ import pytest
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import coverage
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import coverage_report
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import s3_index
 from ansible_collections.opsvault.aws_backup.plugins.modules import backup_coverage
 from tests.harness.module_options import options_of
 
@@ -290,3 +291,21 @@ def test_a_region_that_could_not_be_described_is_named_at_the_top_of_the_page_an
     page = coverage_report.to_html(report)
     assert expected in page and page.index(expected) < page.index("<h2>Coverage</h2>")
     assert "**" + expected + "**" in coverage_report.to_markdown(report)
+
+
+def test_a_mirror_record_that_cannot_be_read_is_missing_with_the_reason(tmp_path):
+    rpo = datetime.timedelta(days=1)
+    (tmp_path / s3_index.LAST_RUN_NAME).write_text("not json")
+    record, problem = s3_index.read_last_run(str(tmp_path))
+    item = coverage.classify_mirror(str(tmp_path), record, problem, rpo, NOW)
+    assert (item["status"], item["reason"]) == (
+        "missing",
+        "{0} is not an s3_mirror record".format(tmp_path / s3_index.LAST_RUN_NAME),
+    )
+    s3_index.record_complete_run(str(tmp_path), "b", "p/", NOW - datetime.timedelta(hours=3), 10)
+    record, problem = s3_index.read_last_run(str(tmp_path))
+    item = coverage.classify_mirror(str(tmp_path), record, problem, rpo, NOW)
+    assert (item["status"], item["name"], item["newest_ok_age_seconds"]) == ("ok", "s3://b/p/", 3 * 3600)
+    bad = dict(record, finished_at="yesterday")
+    item = coverage.classify_mirror(str(tmp_path), bad, None, rpo, NOW)
+    assert (item["status"], item["reason"]) == ("missing", "the last run's finish time 'yesterday' is not a timestamp")
