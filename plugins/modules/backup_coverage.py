@@ -137,13 +137,77 @@ coverage:
   sample: {"percent": 93.0, "ok": 40, "total": 43, "regions": {"eu-west-1": {"percent": 93.0, "ok": 40, "total": 43}},
            "policies": {"default": {"percent": 93.0, "ok": 40, "total": 43}}}
 problems:
-  description: The sources, then the backups, whose status is not V(ok), worst first, at most O(report_limit).
+  description:
+    - The sources, then the backups, whose status is not V(ok), worst first, at most O(report_limit).
+    - The JSON file holds every source and every backup in the same shape, under C(sources) and C(backups).
   returned: always
   type: list
   elements: dict
-  sample: [{"kind": "instance", "resource": "i-0123456789abcdef0", "region": "eu-west-1", "name": "web",
-            "policy": "default", "status": "stale", "reason": "the newest successful backup, ami-0123, is 3 days old (RPO 1 day)",
-            "newest_ok_age_seconds": 259200}]
+  contains:
+    kind:
+      description: V(instance), V(volume) or V(s3_mirror) for a source; V(image) or V(snapshot) for a backup.
+      type: str
+      sample: instance
+    resource:
+      description: The instance, volume, AMI or snapshot id, or the mirror's dest.
+      type: str
+      sample: i-0123456789abcdef0
+    region:
+      description: The region (V(local) for a mirror).
+      type: str
+      sample: eu-west-1
+    name:
+      description: The C(Name) tag (the bucket and prefix of a mirror).
+      type: str
+      sample: web
+    status:
+      description: The one status of the item.
+      type: str
+      sample: stale
+    reason:
+      description: Why, in words.
+      type: str
+      sample: the newest successful backup, ami-0123456789abcdef0, is 3 days old (RPO 1 day)
+    policy:
+      description: A source's policy, the value of its O(tag_key) tag (V(default) when empty).
+      type: str
+      sample: default
+    rpo_seconds:
+      description: A source's RPO.
+      type: int
+      sample: 86400
+    newest_backup:
+      description: A source's newest backup, of any state.
+      type: str
+      sample: ami-0123456789abcdef0
+    newest_ok_backup:
+      description: A source's newest successful backup.
+      type: str
+      sample: ami-0123456789abcdef0
+    newest_ok_age_seconds:
+      description: Its age; null when there is none.
+      type: int
+      sample: 259200
+    source:
+      description: A backup's source instance or volume (null when unknown, as for copies).
+      type: str
+      sample: i-0123456789abcdef0
+    maker:
+      description: Who made a backup, V(opsvault.aws_backup), V(dlm), V(aws_backup) or V(other).
+      type: str
+      sample: dlm
+    maker_detail:
+      description: The DLM policy id, or the AWS Backup source resource.
+      type: str
+      sample: policy-0123456789abcdef0
+    purge:
+      description: For a backup the collection made, whether the purge rule would remove it today.
+      type: bool
+      sample: false
+    purge_reason:
+      description: The purge rule's reason, for example that O(keep_min) keeps it.
+      type: str
+      sample: one of the newest 1 ready backup(s) of i-0123456789abcdef0 (keep_min)
 problems_total:
   description: The number of problems, all of them (RV(problems) may hold fewer).
   returned: always
