@@ -165,14 +165,10 @@ def source_status(backups, rpo, options, now, source_tags=None):
             else:
                 reason = "no {0} tag reading <when>:{1} on it or its backups".format(RESTORE_TEST_KEY, RESTORE_PASSED)
             return NOT_RESTORE_TESTED, reason, newest, newest_ok
-    return (
-        OK,
-        "newest successful backup {0} is {1} old".format(
-            newest_ok.resource_id, ebs.age_text(now - _created(newest_ok))
-        ),
-        newest,
-        newest_ok,
+    reason = "newest successful backup {0} is {1} old".format(
+        newest_ok.resource_id, ebs.age_text(now - _created(newest_ok))
     )
+    return OK, reason, newest, newest_ok
 
 
 def _source_item(region, kind, resource, options, backups, now, warnings):
@@ -208,11 +204,9 @@ def _purge_decisions(groups, today, keep_min):
     return decided
 
 
-def _backup_status(backup, public, source, source_exists, maker, decision, today):
+def _backup_status(kind, backup, public, source, source_exists, maker, decision, today):
     if public:
-        return SHARED_PUBLIC, "anyone may {0} it".format(
-            "launch" if backup.item.get("ImageId") else "create volumes from"
-        )
+        return SHARED_PUBLIC, "anyone may {0} it".format("launch" if kind == IMAGE else "create volumes from")
     purge, purge_reason = decision if decision else (None, None)
     if purge and backup.expiry is not None and backup.expiry <= today:
         return EXPIRED_NOT_PURGED, "DeleteOn {0} has passed and the purge would remove it".format(
@@ -233,7 +227,7 @@ def _backup_status(backup, public, source, source_exists, maker, decision, today
 def _backup_item(region, kind, backup, source, source_exists, public, decision, now, today):
     tags = contract.tag_dict(backup.item)
     maker, maker_detail = maker_of(tags)
-    status, reason = _backup_status(backup, public, source, source_exists, maker, decision, today)
+    status, reason = _backup_status(kind, backup, public, source, source_exists, maker, decision, today)
     created = _created(backup)
     purge, purge_reason = decision if decision else (None, None)
     return {
@@ -276,16 +270,15 @@ def classify_region(region, described, options, now, account_id=None):
     public_snapshots = set(described["public_snapshot_ids"])
     in_images = ami.snapshot_users(images)
 
-    image_groups, image_sources = {}, {}
+    image_groups = {}
     for image in images:
         source = ami.image_source(image, contract.tag_dict(image))
-        image_sources[image["ImageId"]] = source
         image_groups.setdefault(source, []).append(ami.image_backup(image, region, warnings))
-    snapshot_groups, snapshot_sources = {}, {}
+    snapshot_groups = {}
     for snapshot in snapshots:
-        source = ebs.snapshot_volume(snapshot)
-        snapshot_sources[snapshot["SnapshotId"]] = source
-        snapshot_groups.setdefault(source, []).append(ebs.snapshot_backup(snapshot, region, warnings))
+        snapshot_groups.setdefault(ebs.snapshot_volume(snapshot), []).append(
+            ebs.snapshot_backup(snapshot, region, warnings)
+        )
 
     sources = []
     for kind, found, groups in ((INSTANCE, instances, image_groups), (VOLUME, volumes, snapshot_groups)):
@@ -294,28 +287,22 @@ def classify_region(region, described, options, now, account_id=None):
                 backups = groups.get(resource_id, [])
                 sources.append(_source_item(region, kind, found[resource_id], options, backups, now, warnings))
 
-    backups = []
-    decisions = _purge_decisions(image_groups, today, options["keep_min"])
-    for source in sorted(image_groups):
-        for backup in image_groups[source]:
-            exists = None if source == ami.UNKNOWN_SOURCE else source in instances
-            public = bool(backup.item.get("Public"))
-            backups.append(
-                _backup_item(
-                    region, IMAGE, backup, source, exists, public, decisions.get(backup.resource_id), now, today
-                )
-            )
     own_snapshot_groups = {
         source: [backup for backup in group if backup.resource_id not in in_images]
         for source, group in snapshot_groups.items()
     }
-    decisions = _purge_decisions(own_snapshot_groups, today, options["keep_min"])
-    for source in sorted(own_snapshot_groups):
-        for backup in own_snapshot_groups[source]:
-            exists = None if source == ebs.COPIED_SNAPSHOT_VOLUME_ID else source in volumes
-            public = backup.resource_id in public_snapshots
-            decision = decisions.get(backup.resource_id)
-            backups.append(_backup_item(region, SNAPSHOT, backup, source, exists, public, decision, now, today))
+    backups = []
+    for kind, groups, found, unknown in (
+        (IMAGE, image_groups, instances, ami.UNKNOWN_SOURCE),
+        (SNAPSHOT, own_snapshot_groups, volumes, ebs.COPIED_SNAPSHOT_VOLUME_ID),
+    ):
+        decisions = _purge_decisions(groups, today, options["keep_min"])
+        for source in sorted(groups):
+            exists = None if source == unknown else source in found
+            for backup in groups[source]:
+                public = backup.item.get("Public") is True or backup.resource_id in public_snapshots
+                decision = decisions.get(backup.resource_id)
+                backups.append(_backup_item(region, kind, backup, source, exists, public, decision, now, today))
     return {"sources": sources, "backups": backups, "warnings": warnings}
 
 
