@@ -22,12 +22,15 @@ from tests.harness.ansible_run import run_playbook
 MODULE = "opsvault.aws_backup.backup_coverage"
 EAST, WEST = "us-east-1", "eu-west-1"
 MANAGED = {"CreatedBy": "opsvault.aws_backup"}
-NOW = datetime.datetime.now(datetime.timezone.utc)
 FAR = "2999-01-01"
 
 
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
 def ago(**delta):
-    return NOW - datetime.timedelta(**delta)
+    return utc_now() - datetime.timedelta(**delta)
 
 
 def passed(**delta):
@@ -70,9 +73,9 @@ def seed_every_status(aws):
     [ok] = fleet.launch(ec2, {"Backup": "", "Name": "web"})
     expected[ok] = "ok"
     expected[ami(ec2, ok, "web-new", ago(hours=1), **tested)] = "ok"
-    expected[ami(ec2, ok, "web-old", ago(days=5), DeleteOn=(NOW.date() - datetime.timedelta(days=1)).isoformat())] = (
-        "expired_not_purged"
-    )
+    expected[
+        ami(ec2, ok, "web-old", ago(days=5), DeleteOn=(utc_now().date() - datetime.timedelta(days=1)).isoformat())
+    ] = "expired_not_purged"
 
     [stale] = fleet.launch(ec2, {"Backup": "", "Name": "app"})
     expected[stale] = "stale"
@@ -465,7 +468,7 @@ def test_s3_mirror_records_its_last_complete_run_and_the_report_judges_each_dest
     assert run.rc == 0 and run.result("broken")["failed"] is True
     record = json.loads((tmp_path / "fresh" / ".s3_mirror_last_run.json").read_text())
     assert (record["bucket"], record["prefix"], record["listed"]) == ("images", "", 1)
-    assert abs((datetime.datetime.fromisoformat(record["finished_at"]) - NOW).total_seconds()) < 120
+    assert abs((datetime.datetime.fromisoformat(record["finished_at"]) - utc_now()).total_seconds()) < 120
     assert not os.path.exists(os.path.join(preview, ".s3_mirror_last_run.json"))
     assert not os.path.exists(os.path.join(failed, ".s3_mirror_last_run.json"))
     stale_record = tmp_path / "old" / ".s3_mirror_last_run.json"
