@@ -73,6 +73,7 @@ options:
     description:
       - Fail the task when the coverage (the percentage of sources that are V(ok)) is below this, after the files
         are written, so that a notification carries the failure. Between 0 and 100.
+      - With no source at all the coverage is null, reported as C(no sources selected), and the task does not fail.
     type: float
   mirror_dests:
     description:
