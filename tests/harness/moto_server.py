@@ -10,6 +10,9 @@ check what AWS does and the modules never carry a moto workaround:
 * CreateImage with a name the account already uses in the region fails with
   ``InvalidAMIName.Duplicate``.
   https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html
+* DescribeSnapshots honours ``RestorableByUserIds`` (``all`` lists the public snapshots):
+  ``moto_snapshot_permissions.py``.
+  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeSnapshots.html
 
 It also records the parameters of each CreateImage request (``CREATE_IMAGE_REQUESTS``), so tests
 can see what moto ignores (``NoReboot``); recording changes no answer.
