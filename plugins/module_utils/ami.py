@@ -231,6 +231,11 @@ def _backup(image, tags, warnings, region):
     )
 
 
+def image_backup(image, region, warnings):
+    """An AMI as the purge rule sees it (state, creation time, DeleteOn); a bad DeleteOn is warned about."""
+    return _backup(image, contract.tag_dict(image), warnings, region)
+
+
 def _purge_candidates(region, images, account_id, adopt_legacy, warnings):
     """The account's managed (and, with adopt_legacy, legacy) AMIs grouped by source instance,
     and the count of the account's AMIs left out for want of the managed marker."""

@@ -647,6 +647,11 @@ def _backup(snapshot, tags, region, warnings):
     )
 
 
+def snapshot_backup(snapshot, region, warnings):
+    """A snapshot as the purge rule sees it (state, start time, DeleteOn); a bad DeleteOn is warned about."""
+    return _backup(snapshot, contract.tag_dict(snapshot), region, warnings)
+
+
 def _purge_item(snapshot, region, volume_id, tags, reason, expiry=None):
     started = _started(snapshot)
     managed = contract.is_managed(tags)

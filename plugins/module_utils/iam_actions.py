@@ -245,6 +245,11 @@ def _volume_restore(options, partition):
     return grants
 
 
+def _backup_coverage(options, partition):
+    describe = ("ec2:DescribeInstances", "ec2:DescribeVolumes", "ec2:DescribeImages", "ec2:DescribeSnapshots")
+    return [Grant("Describe", (DESCRIBE_REGIONS,) + describe, ("*",), None)]
+
+
 FEATURES = {
     "ami_backup": (_ami_backup, ()),
     "ami_purge": (_ami_purge, ("adopt_legacy",)),
@@ -254,6 +259,7 @@ FEATURES = {
     "instance_restore": (_instance_restore, ("wait", "iam_instance_profile")),
     "volume_restore": (_volume_restore, ("attach",)),
     "s3_restore": (_s3_restore, ("bucket", "prefix", "delete")),
+    "backup_coverage": (_backup_coverage, ()),
 }
 
 

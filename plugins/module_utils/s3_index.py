@@ -23,6 +23,7 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing imp
 INDEX_NAME = ".s3_mirror_index.jsonl"
 LOCK_NAME = ".s3_mirror.lock"
 TEMP_DIR_NAME = ".s3_mirror_tmp"
+LAST_RUN_NAME = ".s3_mirror_last_run.json"
 INDEX_FORMAT = "opsvault.aws_backup.s3_mirror"
 INDEX_VERSION = 1
 
@@ -244,3 +245,29 @@ def _dest_error(code, message, dest):
 
 def remove_temp_dir(dest):
     shutil.rmtree(os.path.join(dest, TEMP_DIR_NAME), ignore_errors=True)
+
+
+def record_complete_run(dest, bucket, prefix, finished_at, listed):
+    """Record in dest when the last complete run (every object listed, none failed) finished, for the
+    coverage report; written beside the old record, then renamed into place.  Raises OSError."""
+    path = os.path.join(dest, LAST_RUN_NAME)
+    record = dict(format=INDEX_FORMAT, version=INDEX_VERSION, bucket=bucket, prefix=prefix, listed=listed)
+    record["finished_at"] = finished_at.isoformat()
+    with open(path + ".new", "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+    os.replace(path + ".new", path)
+
+
+def read_last_run(dest):
+    """``(record, problem)``: the last complete run recorded in dest, or None with the reason."""
+    path = os.path.join(dest, LAST_RUN_NAME)
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            record = _parse(handle.read())
+    except FileNotFoundError:
+        return None, "no complete s3_mirror run recorded in {0}".format(dest)
+    except OSError as exc:
+        return None, "{0} could not be read ({1})".format(path, exc.strerror or exc)
+    if not isinstance(record, dict) or record.get("format") != INDEX_FORMAT or not record.get("finished_at"):
+        return None, "{0} is not an s3_mirror record".format(path)
+    return record, None

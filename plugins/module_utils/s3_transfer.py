@@ -30,6 +30,7 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_index impor
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_index import IndexReader
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_index import IndexWriter
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_index import prepare_dest
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_index import record_complete_run
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_index import remove_temp_dir
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import CollisionTracker
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import KeyFilter
@@ -51,6 +52,7 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_verify impo
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_verify import check_digests
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_verify import check_size
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_verify import expected_md5
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.values import utc_now
 
 # Past this many written files, the index commit flushes the filesystem once instead of each file.
 FSYNC_EACH_LIMIT = 64
@@ -98,10 +100,19 @@ class Mirror:
         lock = None if self.check_mode else prepare_dest(self.dest)
         try:
             self._mirror(pages)
+            if lock is not None and not self.report.counts["errors"]:
+                self._record_complete_run()
         finally:
             if lock is not None:
                 lock.close()
         return self.report
+
+    def _record_complete_run(self):
+        """When every object was listed and none failed: the time the coverage report reads."""
+        try:
+            record_complete_run(self.dest, self.bucket, self.prefix, utc_now(), self.report.counts["listed"])
+        except OSError as exc:
+            self.report.error(self.dest, "record run", exc)
 
     def _mirror(self, pages):
         report = self.report

@@ -26,6 +26,8 @@ description:
   - The listing is read page by page and merged with the sorted index as it arrives, so memory does not
     grow with the bucket. Small objects are fetched with one GET each on a bounded thread pool; objects of
     O(multipart_threshold) bytes or more go through the S3 transfer manager in concurrent ranged GETs.
+  - After a complete run (every object listed, none failed), records when it finished in
+    C(.s3_mirror_last_run.json) in O(dest), which M(opsvault.aws_backup.backup_coverage) reads.
 author:
   - opsvault.aws_backup contributors (@opsvault)
 options:

@@ -106,3 +106,8 @@ def snapshots(ec2):
     """The account's snapshots by id (moto's OwnerIds filter leaks others: checked here)."""
     found = ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
     return {snapshot["SnapshotId"]: snapshot for snapshot in found if snapshot["OwnerId"] == ACCOUNT_ID}
+
+
+def set_service_tags(region, resource_id, tags):
+    """Tags with the ``aws:`` prefix, which only AWS services write (DLM, AWS Backup); the API refuses them to users."""
+    ec2_backend(region).create_tags([resource_id], tags)

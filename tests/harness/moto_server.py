@@ -17,6 +17,9 @@ check what AWS does and the modules never carry a moto workaround:
   or volume (``tests/harness/moto_client_token.py``).
 * CompleteMultipartUpload honours ``If-Match``, as S3 documents
   (``tests/harness/moto_s3_conditional.py``).
+* DescribeSnapshots honours ``RestorableByUserIds`` (``all`` lists the public snapshots):
+  ``moto_snapshot_permissions.py``.
+  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeSnapshots.html
 
 It also records the parameters of each CreateImage request (``CREATE_IMAGE_REQUESTS``), so tests
 can see what moto ignores (``NoReboot``); recording changes no answer.
@@ -41,6 +44,7 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer  # noqa: E4
 from tests.harness import moto_client_token  # noqa: E402
 from tests.harness import moto_ec2_describe  # noqa: E402
 from tests.harness import moto_s3_conditional  # noqa: E402
+from tests.harness import moto_snapshot_permissions  # noqa: E402
 
 ACCOUNT_ID = "123456789012"
 CREATE_IMAGE_REQUESTS = []
@@ -74,7 +78,11 @@ def apply_conformance_patches():
 
     def record_create_image(self):
         CREATE_IMAGE_REQUESTS.append(
-            {"InstanceId": self._get_param("InstanceId"), "Name": self._get_param("Name"), "NoReboot": self._get_param("NoReboot")}
+            {
+                "InstanceId": self._get_param("InstanceId"),
+                "Name": self._get_param("Name"),
+                "NoReboot": self._get_param("NoReboot"),
+            }
         )
         return original_create_image_response(self)
 
@@ -83,6 +91,7 @@ def apply_conformance_patches():
     moto_ec2_describe.apply()
     moto_client_token.apply()
     moto_s3_conditional.apply()
+    moto_snapshot_permissions.apply()
     _PATCHED = True
 
 

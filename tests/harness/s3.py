@@ -10,7 +10,7 @@ from moto.backends import get_backend
 from tests.harness.moto_server import ACCOUNT_ID
 
 MIB = 1024 * 1024
-MIRROR_FILES = (".s3_mirror_index.jsonl", ".s3_mirror.lock")
+MIRROR_FILES = (".s3_mirror_index.jsonl", ".s3_mirror.lock", ".s3_mirror_last_run.json")
 
 
 def put(s3, bucket, objects):
