@@ -7,8 +7,8 @@ from tests.harness.module_options import options_of
 LIVE = [{"Name": "instance-state-name", "Values": backup_coverage.LIVE_INSTANCE_STATES}]
 
 
-def test_each_list_follows_next_token_and_public_snapshots_come_from_one_filtered_call(stubbed):
-    client, stubber = stubbed()
+def test_each_list_follows_next_token_and_public_snapshots_come_from_one_filtered_call(stub_client):
+    client, stubber = stub_client()
     pages = [
         (
             "describe_instances",
