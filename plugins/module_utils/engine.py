@@ -35,14 +35,17 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import
 
 
 def regional_module(argument_spec, parse_options):
-    """``(module, options)``: the AnsibleAWSModule with the shared regional options, and the options
-    as the module's ``parse_options(params, check_mode)`` reads them (a ValueError fails the task)."""
+    """``(module, options)``: the AnsibleAWSModule with the shared regional and role options, and the
+    options as the module's ``parse_options(params, check_mode)`` reads them (a ValueError fails the task)."""
     module = AnsibleAWSModule(
-        argument_spec=shared_options.argument_spec(shared_options.REGIONAL, **argument_spec),
+        argument_spec=shared_options.argument_spec(
+            shared_options.REGIONAL, shared_options.ASSUME_ROLE, **argument_spec
+        ),
         supports_check_mode=True,
     )
     try:
         shared_options.at_least("max_concurrency", module.params["max_concurrency"], 1)
+        shared_options.assume_role(module.params)
         parsed = parse_options(module.params, module.check_mode)
     except ValueError as exc:
         module.fail_json(msg=str(exc))

@@ -99,6 +99,7 @@ notes:
   - Throttled requests are retried with botocore's adaptive retry mode.
   - Directory buckets (S3 Express One Zone) are not supported, their listings are not sorted by key.
 extends_documentation_fragment:
+  - opsvault.aws_backup.regional.assume_role
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -229,6 +230,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import client_config
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import clients_for
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.options import ASSUME_ROLE
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.options import at_least
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.options import not_empty
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import finish
@@ -263,6 +265,7 @@ def parse_options(params):
 
 def main():
     argument_spec = dict(
+        ASSUME_ROLE,
         bucket=dict(type="str", required=True),
         prefix=dict(type="str", default=""),
         dest=dict(type="path", required=True),

@@ -31,6 +31,8 @@ from moto.ec2.models.amis import AmiBackend  # noqa: E402
 from moto.ec2.responses.amis import AmisResponse  # noqa: E402
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer  # noqa: E402
 
+from tests.harness import moto_sts  # noqa: E402
+
 ACCOUNT_ID = "123456789012"
 CREATE_IMAGE_REQUESTS = []
 _PATCHED = False
@@ -69,6 +71,7 @@ def apply_conformance_patches():
 
     AmiBackend.create_image = create_image
     AmisResponse.create_image = record_create_image
+    moto_sts.apply()
     _PATCHED = True
 
 
