@@ -57,7 +57,9 @@ class Organization:
                 self.client.close_account(AccountId=account_id)
         self.ous = {}
         for ou_name, members in (ous or {}).items():
-            ou_id = self.client.create_organizational_unit(ParentId=self.root_id, Name=ou_name)["OrganizationalUnit"]["Id"]
+            ou_id = self.client.create_organizational_unit(ParentId=self.root_id, Name=ou_name)["OrganizationalUnit"][
+                "Id"
+            ]
             self.ous[ou_name] = ou_id
             for member in members:
                 self.client.move_account(

@@ -1,0 +1,238 @@
+"""Many accounts and regions: the accounts inventory against moto's Organizations, and the shipped
+playbooks over it, each host assuming its account's role (moto's AssumeRole as strict as AWS's)."""
+
+import json
+import subprocess
+
+import pytest
+
+from tests.harness import ansible_run
+from tests.harness import fleet
+from tests.harness import organization
+from tests.harness.moto_server import ACCOUNT_ID
+
+REGIONS = ["eu-west-1", "us-east-1", "ap-southeast-2"]
+BACKUP_TASK = "Create AMIs of the tagged instances"
+
+
+@pytest.fixture
+def org(aws):
+    """The management account (123456789012), ``prod`` (in OU Workloads, sub-OU Web) and ``old`` (suspended)."""
+    org = organization.Organization(aws.endpoint, {"prod": "ACTIVE", "old": "SUSPENDED"}, ous={"Workloads": ["prod"]})
+    web = org.client.create_organizational_unit(ParentId=org.ous["Workloads"], Name="Web")["OrganizationalUnit"]["Id"]
+    org.client.move_account(
+        AccountId=org.accounts["prod"], SourceParentId=org.ous["Workloads"], DestinationParentId=web
+    )
+    org.ous["Web"] = web
+    org.accounts["management"] = ACCOUNT_ID
+    return org
+
+
+def write_inventory(tmp_path, endpoint, name="org.accounts.yml", **config):
+    path = tmp_path / name
+    config = dict({"plugin": "opsvault.aws_backup.accounts", "endpoint_url": endpoint, "region": "us-east-1"}, **config)
+    path.write_text(json.dumps(config))
+    return path
+
+
+def plain(value):
+    """ansible-inventory's JSON without its ``{"__ansible_unsafe": ...}`` wrappers."""
+    if isinstance(value, dict):
+        return (
+            plain(value["__ansible_unsafe"])
+            if set(value) == {"__ansible_unsafe"}
+            else {k: plain(v) for k, v in value.items()}
+        )
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
+def inventory_list(path, endpoint):
+    env = ansible_run.environment(endpoint, {"ANSIBLE_INVENTORY_UNPARSED_FAILED": "true"})
+    process = subprocess.run(
+        [ansible_run.ANSIBLE_PLAYBOOK.replace("ansible-playbook", "ansible-inventory"), "-i", str(path), "--list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return process.returncode, (plain(json.loads(process.stdout)) if process.returncode == 0 else None), process.stderr
+
+
+def hosts_of(listing):
+    return set(listing["_meta"]["hostvars"])
+
+
+def members(listing, group):
+    return set(listing.get(group, {}).get("hosts", []))
+
+
+def test_organization_gives_one_host_per_active_account_and_region(aws, org, tmp_path):
+    rc, listing, stderr = inventory_list(
+        write_inventory(tmp_path, aws.endpoint, organization=True, regions=REGIONS), aws.endpoint
+    )
+    assert rc == 0, stderr
+    active = [org.accounts["management"], org.accounts["prod"]]
+    assert hosts_of(listing) == {"{0}-{1}".format(account, region) for account in active for region in REGIONS}
+    host = listing["_meta"]["hostvars"]["{0}-eu-west-1".format(org.accounts["prod"])]
+    assert {key: value for key, value in host.items() if key.startswith("aws_")} == {
+        "aws_account_id": org.accounts["prod"],
+        "aws_account_name": "prod",
+        "aws_region": "eu-west-1",
+        "aws_role_arn": "arn:aws:iam::{0}:role/OpsvaultBackup".format(org.accounts["prod"]),
+        "aws_external_id": None,
+        "aws_organizational_units": [],
+    }
+    assert host["ansible_connection"] == "local"
+    assert members(listing, "account_" + org.accounts["prod"]) == {
+        "{0}-{1}".format(org.accounts["prod"], region) for region in REGIONS
+    }
+    assert members(listing, "region_ap_southeast_2") == {"{0}-ap-southeast-2".format(account) for account in active}
+    assert not any(org.accounts["old"] in name for name in hosts_of(listing))
+
+
+def test_organizational_units_take_the_accounts_below_with_a_group_per_ou(aws, org, tmp_path):
+    path = write_inventory(
+        tmp_path, aws.endpoint, organizational_units=[org.ous["Workloads"]], regions=["eu-west-1"], external_id="x-1"
+    )
+    rc, listing, stderr = inventory_list(path, aws.endpoint)
+    assert rc == 0, stderr
+    prod_host = "{0}-eu-west-1".format(org.accounts["prod"])
+    assert hosts_of(listing) == {prod_host}
+    workloads = "ou_" + org.ous["Workloads"][3:].replace("-", "_")
+    web = "ou_" + org.ous["Web"][3:].replace("-", "_")
+    assert members(listing, workloads) == members(listing, web) == {prod_host}
+    variables = listing["_meta"]["hostvars"][prod_host]
+    assert variables["aws_organizational_units"] == [org.ous["Workloads"], org.ous["Web"]]
+    assert variables["aws_external_id"] == "x-1"
+
+
+def test_regions_all_are_the_regions_enabled_in_each_account(aws, org, tmp_path):
+    organization.create_role(org.accounts["prod"])
+    path = write_inventory(
+        tmp_path, aws.endpoint, accounts=[{"id": org.accounts["prod"], "name": "prod"}], regions=["all"]
+    )
+    rc, listing, stderr = inventory_list(path, aws.endpoint)
+    assert rc == 0, stderr
+    described = aws.ec2().describe_regions(AllRegions=True)["Regions"]
+    enabled = [r["RegionName"] for r in described if r["OptInStatus"] in ("opt-in-not-required", "opted-in")]
+    assert 0 < len(enabled) < len(described)  # moto has regions that are not opted in
+    assert hosts_of(listing) == {"{0}-{1}".format(org.accounts["prod"], region) for region in enabled}
+
+
+@pytest.mark.parametrize(
+    "config, named",
+    [
+        (
+            {"role_arn_template": "arn:aws:iam::{account}:role/OpsvaultBackup"},
+            "'arn:aws:iam::{account}:role/OpsvaultBackup'",
+        ),
+        ({"role_arn_template": "arn:aws:iam::role/OpsvaultBackup"}, "'arn:aws:iam::role/OpsvaultBackup'"),
+        ({"organizational_units": ["ou-zzzz-12345678"]}, "'ou-zzzz-12345678'"),
+        ({"accounts": [{"id": "1234"}]}, "'1234'"),
+        ({"regions": ["eu-west-1", "all"]}, "'all' cannot be combined"),
+    ],
+)
+def test_bad_input_fails_the_inventory_naming_the_value(aws, org, tmp_path, config, named):
+    config = dict({"organization": True, "regions": REGIONS}, **config)
+    if "accounts" in config:
+        config.pop("organization")
+    rc, _listing, stderr = inventory_list(write_inventory(tmp_path, aws.endpoint, **config), aws.endpoint)
+    assert rc != 0
+    assert named in stderr
+
+
+def seed(aws, org, names, per_region=2):
+    """Tagged instances in each named account and region (in its own moto backend); ``{account: ids}``."""
+    launched = {}
+    for name in names:
+        for region in REGIONS:
+            ec2 = organization.ec2_in(aws.endpoint, org.role_arn(name), region)
+            launched.setdefault(org.accounts[name], set()).update(
+                fleet.launch(ec2, {"Backup": "yes"}, count=per_region)
+            )
+    return launched
+
+
+def amis_by_account(aws, org, names):
+    found = {}
+    for name in names:
+        for region in REGIONS:
+            ec2 = organization.ec2_in(aws.endpoint, org.role_arn(name), region)
+            for image in fleet.images(ec2).values():
+                found.setdefault(org.accounts[name], []).append(fleet.tags_of(image)["SourceInstanceId"])
+    return found
+
+
+def run_backup(aws, tmp_path, inventory, options=("-f", "6")):
+    return ansible_run.run_playbook(
+        "opsvault.aws_backup.ami_backup",
+        tmp_path,
+        endpoint=aws.endpoint,
+        inventory=inventory,
+        extra_vars={"ami_backup_hosts": "all"},
+        options=list(options),
+    )
+
+
+def test_ami_backup_over_the_inventory_backs_up_each_account_in_its_own_backend(aws, org, tmp_path):
+    for name in ("management", "prod"):
+        organization.create_role(org.accounts[name])
+    launched = seed(aws, org, ["management", "prod"])
+    inventory = write_inventory(tmp_path, aws.endpoint, organization=True, regions=REGIONS)
+
+    run = run_backup(aws, tmp_path, inventory)
+
+    assert run.rc == 0, run.stdout[-3000:]
+    results = run.by_host(BACKUP_TASK)
+    assert len(results) == 6 and all(result["changed"] for result in results.values())
+    for host, result in results.items():
+        assert result["regions"] == [host.split("-", 1)[1]]
+    made = amis_by_account(aws, org, ["management", "prod"])
+    for account, instances in launched.items():
+        assert sorted(made[account]) == sorted(instances)  # one AMI per instance, none of another account's
+
+
+def test_an_account_whose_role_is_missing_fails_only_its_own_hosts(aws, org, tmp_path):
+    organization.create_role(org.accounts["management"])
+    seed(aws, org, ["management"])
+    inventory = write_inventory(tmp_path, aws.endpoint, organization=True, regions=REGIONS)
+
+    run = run_backup(aws, tmp_path, inventory)
+
+    assert run.rc != 0
+    results = run.by_host(BACKUP_TASK)
+    prod_role = org.role_arn("prod")
+    for host, result in results.items():
+        if host.startswith(org.accounts["prod"]):
+            assert result["failed"] and prod_role in result["msg"] and "AccessDenied" in result["msg"]
+        else:
+            assert not result.get("failed") and len(result["images"]) == 2
+    stats = run.output["stats"]
+    assert {host for host, counts in stats.items() if counts["failures"]} == {
+        "{0}-{1}".format(org.accounts["prod"], region) for region in REGIONS
+    }
+
+
+def test_an_external_id_the_role_refuses_fails_naming_role_and_value(aws, org, play):
+    arn = organization.create_role(org.accounts["prod"], trust=organization.trust_policy(external_id="right"))
+    tasks = [
+        {
+            "name": "Wrong id",
+            "opsvault.aws_backup.ami_backup": {"assume_role_arn": arn, "external_id": "wrong"},
+            "ignore_errors": True,
+        },
+        {"name": "Right id", "opsvault.aws_backup.ami_backup": {"assume_role_arn": arn, "external_id": "right"}},
+        {
+            "name": "Bad ARN",
+            "opsvault.aws_backup.ami_backup": {"assume_role_arn": "arn:aws:iam::prod:role/x"},
+            "ignore_errors": True,
+        },
+    ]
+    run = play(tasks, region="eu-west-1")
+    wrong = run.result("Wrong id")
+    assert wrong["failed"] and arn in wrong["msg"] and "'wrong'" in wrong["msg"]
+    assert run.result("Right id")["regions"] == ["eu-west-1"]
+    bad = run.result("Bad ARN")
+    assert bad["failed"] and "assume_role_arn" in bad["msg"] and "'arn:aws:iam::prod:role/x'" in bad["msg"]
