@@ -64,7 +64,9 @@ options:
     type: str
     default: "arn:aws:iam::{account_id}:role/OpsvaultBackup"
   external_id:
-    description: The external id the member roles' trust policies require, set on every host as C(aws_external_id).
+    description:
+      - The external id the member roles' trust policies require, set on every host as C(aws_external_id).
+      - May be a template, such as V({{ lookup('ansible.builtin.env', 'OPSVAULT_EXTERNAL_ID'\) }}).
     type: str
   role_session_name:
     description: The session name with which the plugin assumes the member roles (for O(regions=all)).
@@ -136,6 +138,10 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import
 class InventoryModule(AWSInventoryBase):
     NAME = "opsvault.aws_backup.accounts"
     INVENTORY_FILE_SUFFIXES = ("accounts.yml", "accounts.yaml")
+
+    class TemplatedOptions(AWSInventoryBase.TemplatedOptions):
+        # The external id can be kept out of the file, e.g. in an environment variable.
+        TEMPLATABLE_OPTIONS = AWSInventoryBase.TemplatedOptions.TEMPLATABLE_OPTIONS + ("external_id",)
 
     def _do_fail(self, message):
         raise AnsibleParserError(message)

@@ -4,7 +4,10 @@ playbooks over it, each host assuming its account's role (moto's AssumeRole as s
 import json
 import subprocess
 
+import boto3
+import botocore.exceptions
 import pytest
+import yaml
 
 from tests.harness import ansible_run
 from tests.harness import fleet
@@ -236,3 +239,60 @@ def test_an_external_id_the_role_refuses_fails_naming_role_and_value(aws, org, p
     assert run.result("Right id")["regions"] == ["eu-west-1"]
     bad = run.result("Bad ARN")
     assert bad["failed"] and "assume_role_arn" in bad["msg"] and "'arn:aws:iam::prod:role/x'" in bad["msg"]
+
+
+def test_member_account_role_playbook_makes_a_role_only_the_backup_host_can_assume(aws, org, tmp_path):
+    backup_host_role = organization.create_role(ACCOUNT_ID, name="opsvault-aws-backup")
+    run = ansible_run.run_playbook(
+        "opsvault.aws_backup.member_account_role",
+        tmp_path,
+        endpoint=aws.endpoint,
+        extra_vars={"member_account_role_trusted_arn": backup_host_role, "member_account_role_external_id": "ext-7"},
+        env={"AWS_REGION": "us-east-1"},
+    )
+    assert run.rc == 0, run.stdout[-3000:]
+    iam = aws.client("iam")
+    role = iam.get_role(RoleName="OpsvaultBackup")["Role"]
+    assert role["AssumeRolePolicyDocument"]["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": backup_host_role},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": "ext-7"}},
+        }
+    ]
+    policy = iam.get_role_policy(RoleName="OpsvaultBackup", PolicyName="opsvault-aws-backup")["PolicyDocument"]
+    assert {"ec2:CreateImage", "ec2:DeregisterImage", "ec2:CreateSnapshot"} <= {
+        action for statement in policy["Statement"] for action in statement["Action"]
+    }
+    # Only a session of the backup host's role, with the external id, gets in.
+    host = fleet.client(aws.endpoint, "sts", "us-east-1").assume_role(RoleArn=backup_host_role, RoleSessionName="host")
+    keys = host["Credentials"]
+    sts = boto3.client(
+        "sts",
+        region_name="us-east-1",
+        endpoint_url=aws.endpoint,
+        aws_access_key_id=keys["AccessKeyId"],
+        aws_secret_access_key=keys["SecretAccessKey"],
+        aws_session_token=keys["SessionToken"],
+    )
+    assert sts.assume_role(RoleArn=role["Arn"], RoleSessionName="backup", ExternalId="ext-7")["Credentials"]
+    for caller, params in ((sts, {}), (fleet.client(aws.endpoint, "sts", "us-east-1"), {"ExternalId": "ext-7"})):
+        with pytest.raises(botocore.exceptions.ClientError) as refused:
+            caller.assume_role(RoleArn=role["Arn"], RoleSessionName="backup", **params)
+        assert refused.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_the_example_inventory_lists_the_organisation(aws, org, tmp_path, monkeypatch):
+    example = yaml.safe_load((ansible_run.REPO / "docs" / "accounts.yml.example").read_text())
+    assert example["organization"] is True and example["cache"] is True
+    example.update(endpoint_url=aws.endpoint, region="us-east-1", cache_connection=str(tmp_path / "cache"))
+    path = write_inventory(tmp_path, aws.endpoint, name="example.accounts.yml", **example)
+    monkeypatch.setenv("OPSVAULT_EXTERNAL_ID", "ext-9")
+    for _run in range(2):  # the second answer comes from the cache
+        rc, listing, stderr = inventory_list(path, aws.endpoint)
+        assert rc == 0, stderr
+        assert len(hosts_of(listing)) == 2 * len(example["regions"])
+        assert members(listing, "name_prod") == {"{0}-{1}".format(org.accounts["prod"], r) for r in example["regions"]}
+        assert {host["aws_external_id"] for host in listing["_meta"]["hostvars"].values()} == {"ext-9"}
+    assert list((tmp_path / "cache").iterdir())
