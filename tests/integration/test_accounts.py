@@ -168,7 +168,7 @@ def amis_by_account(aws, org, names):
     return found
 
 
-def run_backup(aws, tmp_path, inventory, options=("-f", "6")):
+def run_backup(aws, tmp_path, inventory, options=("-f", "6"), env=None):
     return ansible_run.run_playbook(
         "opsvault.aws_backup.ami_backup",
         tmp_path,
@@ -176,19 +176,25 @@ def run_backup(aws, tmp_path, inventory, options=("-f", "6")):
         inventory=inventory,
         extra_vars={"ami_backup_hosts": "all"},
         options=list(options),
+        env=env,
     )
 
 
-def test_ami_backup_over_the_inventory_backs_up_each_account_in_its_own_backend(aws, org, tmp_path):
+def test_ami_backup_and_purge_over_the_inventory_work_in_each_account_own_backend(aws, org, tmp_path):
     for name in ("management", "prod"):
         organization.create_role(org.accounts[name])
     launched = seed(aws, org, ["management", "prod"])
     inventory = write_inventory(tmp_path, aws.endpoint, organization=True, regions=REGIONS)
 
-    run = run_backup(aws, tmp_path, inventory)
+    # Two slices, as AWX job slicing runs them: together they cover every host exactly once.
+    results = {}
+    for limit in ("all[0:2]", "all[3:5]"):
+        run = run_backup(aws, tmp_path, inventory, options=["-f", "6", "--limit", limit])
+        assert run.rc == 0, run.stdout[-3000:]
+        sliced = run.by_host(BACKUP_TASK)
+        assert len(sliced) == 3 and not set(sliced) & set(results)
+        results.update(sliced)
 
-    assert run.rc == 0, run.stdout[-3000:]
-    results = run.by_host(BACKUP_TASK)
     assert len(results) == 6 and all(result["changed"] for result in results.values())
     for host, result in results.items():
         assert result["regions"] == [host.split("-", 1)[1]]
@@ -196,13 +202,37 @@ def test_ami_backup_over_the_inventory_backs_up_each_account_in_its_own_backend(
     for account, instances in launched.items():
         assert sorted(made[account]) == sorted(instances)  # one AMI per instance, none of another account's
 
+    purge = ansible_run.run_playbook(
+        "opsvault.aws_backup.ami_purge",
+        tmp_path,
+        endpoint=aws.endpoint,
+        inventory=inventory,
+        extra_vars={"ami_purge_hosts": "all", "ami_purge_as_of": "2099-01-01"},
+        options=["-f", "6"],
+        check=True,
+    )
+    assert purge.rc == 0, purge.stdout[-3000:]
+    for host, result in purge.by_host("Deregister expired AMIs and delete their snapshots").items():
+        image_ids = {item["resource"] for item in result["skipped_resources"]}  # each the newest of its source
+        account_images = {
+            image_id for image_id in fleet.images(organization.ec2_in(aws.endpoint, *role_and_region(org, host)))
+        }
+        assert len(image_ids) == 2 and image_ids == account_images, host
+
+
+def role_and_region(org, host):
+    account, region = host.split("-", 1)
+    return "arn:aws:iam::{0}:role/{1}".format(account, organization.ROLE_NAME), region
+
 
 def test_an_account_whose_role_is_missing_fails_only_its_own_hosts(aws, org, tmp_path):
     organization.create_role(org.accounts["management"])
     seed(aws, org, ["management"])
     inventory = write_inventory(tmp_path, aws.endpoint, organization=True, regions=REGIONS)
 
-    run = run_backup(aws, tmp_path, inventory)
+    results_dir = tmp_path / "results"
+    env = {"ANSIBLE_CALLBACKS_ENABLED": "opsvault.aws_backup.host_results", "OPSVAULT_RESULTS_DIR": str(results_dir)}
+    run = run_backup(aws, tmp_path, inventory, env=env)
 
     assert run.rc != 0
     results = run.by_host(BACKUP_TASK)
@@ -212,10 +242,17 @@ def test_an_account_whose_role_is_missing_fails_only_its_own_hosts(aws, org, tmp
             assert result["failed"] and prod_role in result["msg"] and "AccessDenied" in result["msg"]
         else:
             assert not result.get("failed") and len(result["images"]) == 2
+    prod_hosts = {"{0}-{1}".format(org.accounts["prod"], region) for region in REGIONS}
     stats = run.output["stats"]
-    assert {host for host, counts in stats.items() if counts["failures"]} == {
-        "{0}-{1}".format(org.accounts["prod"], region) for region in REGIONS
-    }
+    assert {host for host, counts in stats.items() if counts["failures"]} == prod_hosts
+    # One file per host, whole; read together they name the failed hosts and hold every result.
+    files = {path.stem: json.loads(path.read_text()) for path in results_dir.iterdir()}
+    assert set(files) == set(results) and {name for name, entry in files.items() if entry["failed"]} == prod_hosts
+    management = files["{0}-eu-west-1".format(ACCOUNT_ID)]
+    assert (management["account_id"], management["region"]) == (ACCOUNT_ID, "eu-west-1")
+    [task] = management["tasks"]
+    assert task["action"] == "opsvault.aws_backup.ami_backup" and len(task["result"]["images"]) == 2
+    assert prod_role in files["{0}-us-east-1".format(org.accounts["prod"])]["tasks"][0]["result"]["msg"]
 
 
 def test_an_external_id_the_role_refuses_fails_naming_role_and_value(aws, org, play):
