@@ -79,7 +79,7 @@ options:
 notes:
   - Requires C(organizations:ListAccounts) with O(organization), and C(organizations:DescribeOrganizationalUnit),
     C(organizations:ListAccountsForParent) and C(organizations:ListOrganizationalUnitsForParent) with
-    O(organizational_units) (and C(organizations:ListRoots) for a root id); with O(regions=all), C(sts:AssumeRole) on the member roles and
+    O(organizational_units); with O(regions=all), C(sts:AssumeRole) on the member roles and
     C(ec2:DescribeRegions) in them.
   - The plugin's own O(assume_role_arn) is the role it reads AWS Organizations with; the member roles come from
     O(role_arn_template).
@@ -194,16 +194,15 @@ class InventoryModule(AWSInventoryBase):
         return active
 
     def _describe_ou(self, client, ou):
-        if ou.startswith("r-"):  # the root: every account, with groups for the OUs
-            roots = [root["Id"] for root in client.list_roots()["Roots"]]
-            if ou not in roots:
-                self.fail_aws(
-                    "organizational_units: {0!r} is not the root of this organisation ({1})".format(ou, roots)
-                )
-            return
+        """Fail naming an OU (or root) id the organisation does not have."""
         try:
-            client.describe_organizational_unit(OrganizationalUnitId=ou)
-        except is_boto3_error_code(["OrganizationalUnitNotFoundException", "InvalidInputException"]) as exc:
+            if ou.startswith("r-"):  # the root: every account, with groups for the OUs
+                client.list_organizational_units_for_parent(ParentId=ou, MaxResults=1)
+            else:
+                client.describe_organizational_unit(OrganizationalUnitId=ou)
+        except is_boto3_error_code(
+            ["OrganizationalUnitNotFoundException", "ParentNotFoundException", "InvalidInputException"]
+        ) as exc:
             self.fail_aws("organizational_units: {0!r} is not an OU of this organisation".format(ou), exception=exc)
 
     def _walk(self, client, parent, path, listed, ous_of):

@@ -9,9 +9,13 @@ import botocore.exceptions
 import pytest
 import yaml
 
+from moto.backends import get_backend
+
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import iam_actions
 from tests.harness import ansible_run
 from tests.harness import fleet
 from tests.harness import organization
+from tests.harness.iam_enforcement import enforce_iam
 from tests.harness.moto_server import ACCOUNT_ID
 
 REGIONS = ["eu-west-1", "us-east-1", "ap-southeast-2"]
@@ -51,8 +55,8 @@ def plain(value):
     return value
 
 
-def inventory_list(path, endpoint):
-    env = ansible_run.environment(endpoint, {"ANSIBLE_INVENTORY_UNPARSED_FAILED": "true"})
+def inventory_list(path, endpoint, env=None):
+    env = ansible_run.environment(endpoint, dict({"ANSIBLE_INVENTORY_UNPARSED_FAILED": "true"}, **(env or {})))
     process = subprocess.run(
         [ansible_run.ANSIBLE_PLAYBOOK.replace("ansible-playbook", "ansible-inventory"), "-i", str(path), "--list"],
         env=env,
@@ -333,3 +337,67 @@ def test_the_example_inventory_lists_the_organisation(aws, org, tmp_path, monkey
         assert members(listing, "name_prod") == {"{0}-{1}".format(org.accounts["prod"], r) for r in example["regions"]}
         assert {host["aws_external_id"] for host in listing["_meta"]["hostvars"].values()} == {"ext-9"}
     assert list((tmp_path / "cache").iterdir())
+
+
+ACCOUNTS_FEATURE = {"name": "accounts", "organization": False, "organizational_units": True}
+
+
+def as_backup_host(aws, org, document):
+    """The backup host as an IAM user with ``document``, and prod's role with ami_backup's policy, trusting
+    that user, one instance to back up in it; returns the user's credentials as environment variables."""
+    iam = aws.client("iam")
+    user_arn = iam.create_user(UserName="backup-host")["User"]["Arn"]
+    iam.put_user_policy(UserName="backup-host", PolicyName="opsvault-aws-backup", PolicyDocument=json.dumps(document))
+    key = iam.create_access_key(UserName="backup-host")["AccessKey"]
+    role_arn = organization.create_role(org.accounts["prod"])
+    fleet.launch(organization.ec2_in(aws.endpoint, role_arn, "eu-west-1"), {"Backup": "yes"})
+    member_iam = get_backend("iam")[org.accounts["prod"]]["aws"]
+    member_iam.put_role_policy(
+        organization.ROLE_NAME, "opsvault-aws-backup", json.dumps(iam_actions.policy_document("ami_backup"))
+    )
+    # From now on only the backup host may assume the role.
+    member_iam.get_role_by_arn(role_arn).assume_role_policy_document = json.dumps(
+        organization.trust_policy(principal=user_arn)
+    )
+    return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+
+
+def test_backup_over_the_inventory_works_under_exactly_the_generated_policies(aws, org, tmp_path):
+    credentials = as_backup_host(aws, org, iam_actions.policy_document(ACCOUNTS_FEATURE))
+    inventory = write_inventory(
+        tmp_path, aws.endpoint, organizational_units=[org.ous["Workloads"]], regions=["eu-west-1"]
+    )
+    with enforce_iam(aws.endpoint):
+        run = run_backup(aws, tmp_path, inventory, env=credentials)
+    assert run.rc == 0, run.stdout[-3000:]
+    [result] = run.by_host(BACKUP_TASK).values()
+    assert len(result["images"]) == 1 and result["images"][0]["image_id"]
+
+
+@pytest.mark.parametrize("action", iam_actions.actions(ACCOUNTS_FEATURE))
+def test_without_any_one_action_the_inventory_or_the_backup_fails_naming_it(aws, org, tmp_path, action):
+    document = iam_actions.policy_document(ACCOUNTS_FEATURE)
+    for statement in document["Statement"]:
+        statement["Action"] = [item for item in statement["Action"] if item != action] or ["ec2:DescribeTags"]
+    credentials = as_backup_host(aws, org, document)
+    inventory = write_inventory(
+        tmp_path, aws.endpoint, organizational_units=[org.ous["Workloads"]], regions=["eu-west-1"]
+    )
+    with enforce_iam(aws.endpoint):
+        if action.startswith("organizations:"):
+            rc, _listing, output = inventory_list(inventory, aws.endpoint, env=credentials)
+        else:
+            run = run_backup(aws, tmp_path, inventory, env=credentials)
+            rc, output = run.rc, json.dumps(run.by_host(BACKUP_TASK))
+    assert rc != 0
+    assert action in output
+
+
+def test_the_root_id_takes_every_account_and_an_unknown_root_is_named(aws, org, tmp_path):
+    path = write_inventory(tmp_path, aws.endpoint, organizational_units=[org.root_id], regions=["eu-west-1"])
+    rc, listing, stderr = inventory_list(path, aws.endpoint)
+    assert rc == 0, stderr
+    assert hosts_of(listing) == {"{0}-eu-west-1".format(org.accounts[name]) for name in ("management", "prod")}
+    path = write_inventory(tmp_path, aws.endpoint, organizational_units=["r-zz99"], regions=["eu-west-1"])
+    rc, _listing, stderr = inventory_list(path, aws.endpoint)
+    assert rc != 0 and "'r-zz99'" in stderr
