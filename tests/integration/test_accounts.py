@@ -401,3 +401,35 @@ def test_the_root_id_takes_every_account_and_an_unknown_root_is_named(aws, org, 
     path = write_inventory(tmp_path, aws.endpoint, organizational_units=["r-zz99"], regions=["eu-west-1"])
     rc, _listing, stderr = inventory_list(path, aws.endpoint)
     assert rc != 0 and "'r-zz99'" in stderr
+
+
+def test_s3_mirror_assumes_the_role_it_is_given(aws, org, play, tmp_path):
+    arn = organization.create_role(org.accounts["prod"])
+    keys = fleet.client(aws.endpoint, "sts", "us-east-1").assume_role(RoleArn=arn, RoleSessionName="seed")
+    prod_s3 = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url=aws.endpoint,
+        aws_access_key_id=keys["Credentials"]["AccessKeyId"],
+        aws_secret_access_key=keys["Credentials"]["SecretAccessKey"],
+        aws_session_token=keys["Credentials"]["SessionToken"],
+    )
+    prod_s3.create_bucket(Bucket="prod-images")
+    prod_s3.put_object(Bucket="prod-images", Key="a.txt", Body=b"from prod")
+    task = {"bucket": "prod-images", "dest": str(tmp_path / "mirror")}
+
+    run = play(
+        [
+            {
+                "name": "No such role",
+                "opsvault.aws_backup.s3_mirror": dict(task, assume_role_arn=org.role_arn("old")),
+                "ignore_errors": True,
+            },
+            {"name": "In prod", "opsvault.aws_backup.s3_mirror": dict(task, assume_role_arn=arn)},
+        ]
+    )
+
+    missing = run.result("No such role")
+    assert missing["failed"] and org.role_arn("old") in missing["msg"]
+    assert run.result("In prod")["changed"]
+    assert (tmp_path / "mirror" / "a.txt").read_bytes() == b"from prod"
