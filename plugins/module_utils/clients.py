@@ -46,7 +46,7 @@ _SESSIONS = weakref.WeakKeyDictionary()
 _CREDENTIAL_KEYS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
 
 
-class _Fixed:
+class _GivenCredentials:
     """A credential provider (what botocore's CredentialResolver asks) answering with given credentials."""
 
     METHOD = "assume-role"
@@ -130,7 +130,9 @@ def shared_session(module, text_timestamps=False):
         assumed = _assumed(module, profile_name, region, endpoint_url, connect_kwargs)
         if assumed is not None:
             # Every client of this session signs with the role's credentials, renewed as they expire.
-            core.register_component("credential_provider", botocore.credentials.CredentialResolver([_Fixed(assumed)]))
+            core.register_component(
+                "credential_provider", botocore.credentials.CredentialResolver([_GivenCredentials(assumed)])
+            )
             connect_kwargs = {key: value for key, value in connect_kwargs.items() if key not in _CREDENTIAL_KEYS}
             profile_name = None
         session = boto3.session.Session(profile_name=profile_name, botocore_session=core)

@@ -87,7 +87,7 @@ def role_arn(option, value):
 
 
 def assume_role(params):
-    """The role options read and checked: ``None`` without O(assume_role_arn), else a dict."""
+    """The role options read and checked: None without ``assume_role_arn``, else role_arn, external_id, session_name."""
     arn = role_arn("assume_role_arn", params.get("assume_role_arn") or None)
     if not arn:
         if params.get("external_id"):
