@@ -9,8 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+from bench.memory import PeakMemory
 from bench.servers import REPO
 from bench.servers import python_env
+from bench.timeline import phases
 from tests.harness import ansible_run
 from tests.harness import aws_proxy
 from tests.harness import fleet
@@ -125,8 +127,9 @@ def measure(servers, tool, instances, workdir, regions=None):
     servers.reset()
     launched = seed_fleet(servers.moto, instances, regions)
     servers.control.reset()
-    started = time.monotonic()
-    succeeded, detail = run_tool(tool, servers.proxy, regions, Path(workdir))
+    started, started_at = time.monotonic(), time.time()
+    with PeakMemory() as memory:
+        succeeded, detail = run_tool(tool, servers.proxy, regions, Path(workdir))
     wall = time.monotonic() - started
     stats = servers.control.stats()
     images = images_per_instance(servers.moto, launched)
@@ -152,4 +155,7 @@ def measure(servers, tool, instances, workdir, regions=None):
         "by_action": stats["requests"],
         "floor_seconds": round(floor, 2),
         "ratio_to_floor": round(wall / floor, 2) if floor else None,
+        "phases": phases(started_at, wall, stats.get("timeline")),
+        "peak_memory_mib": memory.report(),
+        "timeline": stats.get("timeline"),
     }

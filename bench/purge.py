@@ -10,8 +10,10 @@ from pathlib import Path
 
 from bench.ami_backup import REGIONS
 from bench.ami_backup import spread
+from bench.memory import PeakMemory
 from bench.servers import REPO
 from bench.servers import python_env
+from bench.timeline import phases
 from tests.harness import ansible_run
 from tests.harness import aws_proxy
 from tests.harness import fleet
@@ -126,8 +128,9 @@ def measure(servers, job, tool, count, workdir, regions=None):
     servers.reset()
     expired = seed(servers.moto, job, count, regions)
     servers.control.reset()
-    started = time.monotonic()
-    succeeded, detail = run_tool(job, tool, servers.proxy, regions, Path(workdir))
+    started, started_at = time.monotonic(), time.time()
+    with PeakMemory() as memory:
+        succeeded, detail = run_tool(job, tool, servers.proxy, regions, Path(workdir))
     wall = time.monotonic() - started
     stats = servers.control.stats()
     left = still_there(servers.moto, job, expired)
@@ -156,4 +159,7 @@ def measure(servers, job, tool, count, workdir, regions=None):
         "by_action": stats["requests"],
         "floor_seconds": round(floor, 2),
         "ratio_to_floor": round(wall / floor, 2) if floor else None,
+        "phases": phases(started_at, wall, stats.get("timeline")),
+        "peak_memory_mib": memory.report(),
+        "timeline": stats.get("timeline"),
     }

@@ -8,6 +8,7 @@ local directory, then mirrored again after one object changed.
 """
 
 import datetime
+import json
 import os
 import subprocess
 import sys
@@ -81,7 +82,10 @@ def seed(endpoint):
                 {
                     "ResourceType": "image",
                     "Tags": tags(
-                        CreatedBy="opsvault.aws_backup", DeleteOn=expired, SourceInstanceId=retired, BackupPolicy="default"
+                        CreatedBy="opsvault.aws_backup",
+                        DeleteOn=expired,
+                        SourceInstanceId=retired,
+                        BackupPolicy="default",
                     ),
                 }
             ],
@@ -101,8 +105,23 @@ def seed(endpoint):
     return ec2
 
 
+def backed_up_instances(client):
+    """The instances with an available AMI made by the collection."""
+    images = client.describe_images(
+        Owners=["self"], Filters=[{"Name": "tag:CreatedBy", "Values": ["opsvault.aws_backup"]}]
+    )
+    sources = (
+        {tag["Key"]: tag["Value"] for tag in image.get("Tags", [])}.get("SourceInstanceId")
+        for image in images["Images"]
+        if image["State"] == "available"
+    )
+    return sorted(source for source in set(sources) if source)
+
+
 def show_images(ec2):
-    print("{0:<11} {1:<22} {2:<21} {3:<11} {4:<10} {5}".format("region", "image", "source", "DeleteOn", "managed", "name"))
+    print(
+        "{0:<11} {1:<22} {2:<21} {3:<11} {4:<10} {5}".format("region", "image", "source", "DeleteOn", "managed", "name")
+    )
     for region, client in ec2.items():
         for image in sorted(client.describe_images(Owners=["self"])["Images"], key=lambda i: i["Name"]):
             image_tags = {tag["Key"]: tag["Value"] for tag in image.get("Tags", [])}
@@ -169,8 +188,8 @@ def playbook(name, extra_vars, check=False):
 
 def main():
     os.environ.update(
-        AWS_ACCESS_KEY_ID="demo",
-        AWS_SECRET_ACCESS_KEY="demo",
+        AWS_ACCESS_KEY_ID="AKIADEMOEXAMPLE00000",
+        AWS_SECRET_ACCESS_KEY="demo-secret-access-key-not-a-real-one",
         AWS_REGION="us-east-1",
         ANSIBLE_COLLECTIONS_PATH=str(ensure_collection_link()),
         ANSIBLE_LOCALHOST_WARNING="False",
@@ -206,7 +225,9 @@ def main():
             show_images(ec2)
 
             banner("Snapshot every in-use EBS volume in both regions (unattached volumes are left alone)")
-            playbook("ebs_snapshot", '{"ebs_snapshot_regions": ["us-east-1", "eu-west-1"], "ebs_snapshot_retention": "14d"}')
+            playbook(
+                "ebs_snapshot", '{"ebs_snapshot_regions": ["us-east-1", "eu-west-1"], "ebs_snapshot_retention": "14d"}'
+            )
             show_snapshots(ec2)
 
             banner("Which snapshots would snapshot_purge remove as of " + month_ahead + "? (action: report)")
@@ -217,11 +238,14 @@ def main():
             )
 
             bucket, dest = "demo-images", Path(workdir) / "myS3backup"
-            banner("Mirror the images of s3://{0} into {1} (seed 003)".format(bucket, dest))
+            banner("Mirror the images of s3://{0} into {1}".format(bucket, dest))
             s3 = seed_bucket(endpoint, bucket)
-            mirror_vars = '{"s3_mirror_bucket": "%s", "s3_mirror_dest": "%s", "s3_mirror_include": ["*.jpg", "*.png"]}' % (
-                bucket,
-                dest,
+            mirror_vars = (
+                '{"s3_mirror_bucket": "%s", "s3_mirror_dest": "%s", "s3_mirror_include": ["*.jpg", "*.png"]}'
+                % (
+                    bucket,
+                    dest,
+                )
             )
             playbook("s3_mirror", mirror_vars)
             show_tree(dest)
@@ -229,6 +253,13 @@ def main():
             banner("One image changes, same size: the next run fetches exactly that one")
             s3.put_object(Bucket=bucket, Key="photos/2026/cat.jpg", Body=b"\xff\xd8 a CAT " * 64)
             playbook("s3_mirror", mirror_vars)
+
+            banner("A restore drill of two backed-up instances in an isolated network, then its report")
+            report = Path(workdir) / "restore-drill"
+            drill_vars = {"restore_drill_instance_ids": backed_up_instances(ec2["us-east-1"])[:2]}
+            drill_vars["restore_drill_report_path"] = str(report)
+            playbook("restore_drill", json.dumps(drill_vars))
+            print(report.with_name(report.name + ".md").read_text())
         finally:
             server.terminate()
             server.wait(timeout=10)

@@ -218,9 +218,6 @@ def _skipped_snapshot(snapshot_id, image, region, reason):
     )
 
 
-_IMAGE_STATES = {"available": purge_rule.READY, "pending": purge_rule.PENDING}
-
-
 def _backup(image, tags, warnings, region):
     expiry = bad_expiry = None
     try:
@@ -228,7 +225,7 @@ def _backup(image, tags, warnings, region):
     except ValueError as exc:
         bad_expiry = tags[contract.DELETE_ON_KEY]
         warnings.append("image {0} in {1}: DeleteOn tag {2}; the image is kept".format(image["ImageId"], region, exc))
-    state = _IMAGE_STATES.get(image.get("State"), purge_rule.FAILED)
+    state = purge_rule.state_of(image.get("State"), "available")
     return purge_rule.Backup(
         image["ImageId"], state, image.get("State"), image.get("CreationDate"), expiry, bad_expiry, image
     )

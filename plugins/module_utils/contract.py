@@ -16,8 +16,23 @@ VOLUME_KEY = "VolumeId"
 REGION_KEY = "Region"
 NAME_KEY = "Name"
 DEFAULT_POLICY = "default"
+# Written on what a restore launches or creates: the restore marker, and where it came from.
+RESTORED_BY_KEY = "RestoredBy"
+SOURCE_IMAGE_KEY = "SourceImageId"
+SOURCE_SNAPSHOT_KEY = "SourceSnapshotId"
+RESTORE_ID_KEY = "RestoreId"
 
 RESERVED_KEYS = (MARKER_KEY, DELETE_ON_KEY, POLICY_KEY, SOURCE_INSTANCE_KEY, REGION_KEY)
+RESTORE_RESERVED_KEYS = (
+    MARKER_KEY,
+    DELETE_ON_KEY,
+    RESTORED_BY_KEY,
+    SOURCE_INSTANCE_KEY,
+    VOLUME_KEY,
+    SOURCE_IMAGE_KEY,
+    SOURCE_SNAPSHOT_KEY,
+    RESTORE_ID_KEY,
+)
 
 
 def tag_dict(resource):
@@ -40,13 +55,28 @@ def delete_on(tags):
     return parse_date(value)
 
 
-def check_extra_tags(extra_tags):
+def check_extra_tags(extra_tags, option="extra_tags", reserved=RESERVED_KEYS):
     """Refuse user tags that would overwrite the contract (the purge relies on them)."""
-    clashing = sorted(key for key in extra_tags or {} if key in RESERVED_KEYS)
+    clashing = sorted(key for key in extra_tags or {} if key in reserved)
     if clashing:
         raise ValueError(
-            "extra_tags may not set {0}: the collection writes these tags itself".format(", ".join(clashing))
+            "{0} may not set {1}: the collection writes these tags itself".format(option, ", ".join(clashing))
         )
+
+
+def restore_tags(user_tags, provenance, restore_id, name=None):
+    """The tags written on a restored resource: the user's, a Name, then the restore marker and provenance.
+
+    Never the backup's ``CreatedBy``/``DeleteOn``/``Backup`` tags: a restore is neither a backup nor a
+    source that the next backup run selects.
+    """
+    tags = dict(user_tags or {})
+    if name and NAME_KEY not in tags:
+        tags[NAME_KEY] = name
+    tags.update(provenance)
+    tags[RESTORED_BY_KEY] = MARKER_VALUE
+    tags[RESTORE_ID_KEY] = restore_id
+    return tags
 
 
 def backup_tags(source_tags, provenance, delete_on_date, policy, copy_tags=None, extra_tags=None):

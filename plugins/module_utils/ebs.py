@@ -65,7 +65,6 @@ THROTTLING_CODES = frozenset(
         "SnapshotCreationPerVolumeRateExceeded",
     )
 )
-_SNAPSHOT_STATES = {"completed": purge_rule.READY, "pending": purge_rule.PENDING}
 
 
 # ---------------------------------------------------------------- shared
@@ -640,7 +639,7 @@ def _backup(snapshot, tags, region, warnings):
         warnings.append(
             "snapshot {0} in {1}: DeleteOn {2}; the snapshot is kept".format(snapshot["SnapshotId"], region, exc)
         )
-    state = _SNAPSHOT_STATES.get(snapshot.get("State"), purge_rule.FAILED)
+    state = purge_rule.state_of(snapshot.get("State"), "completed")
     started = _started(snapshot)
     created = started.isoformat() if started else ""
     return purge_rule.Backup(

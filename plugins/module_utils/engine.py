@@ -182,6 +182,8 @@ class RegionalJob:
         summary.skipped(self.skipped)
         for note in dict.fromkeys(self.notes):
             summary.note(note)
+        if "as_of" in result:
+            summary.note("as of {0}".format(result["as_of"]))
         summary.errors(self.errors)
         result["msg"] = "{0}: {1}".format(", ".join(self.regions), summary.text())
         finish(self.module, result)

@@ -17,6 +17,10 @@ policy document. Scoping follows what AWS evaluates:
   feature adopts legacy resources or opts in to the clean-up of every stale snapshot
   (``stale_include_unmanaged``), to resources carrying the managed marker tag.
 * S3 is scoped to the bucket (``s3:ListBucket``) and its objects under the prefix (``s3:GetObject``).
+* Restores launch and create only what carries the restore marker (``aws:RequestTag/RestoredBy``
+  on the new instance, volume or network interface), only from managed AMIs and snapshots
+  (``aws:ResourceTag/CreatedBy``), and attach only restored volumes.
+  https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ExamplePolicies_EC2.html#iam-example-runinstances
 """
 
 import json
@@ -69,8 +73,16 @@ def _snapshot_arn(partition):
     return "arn:{0}:ec2:*::snapshot/*".format(partition)
 
 
+def _account_arn(partition, resource_type):
+    return "arn:{0}:ec2:*:*:{1}/*".format(partition, resource_type)
+
+
 def _managed_condition():
     return {"StringEquals": {"aws:ResourceTag/" + contract.MARKER_KEY: contract.MARKER_VALUE}}
+
+
+def _restored_condition(key="aws:RequestTag/"):
+    return {"StringEquals": {key + contract.RESTORED_BY_KEY: contract.MARKER_VALUE}}
 
 
 def _delete_grant(actions, resources, managed_only):
@@ -188,6 +200,75 @@ def _accounts(options, partition):
     return grants
 
 
+def _s3_restore(options, partition):
+    bucket = options.get("bucket")
+    if not bucket or not isinstance(bucket, str) or "/" in bucket or "*" in bucket:
+        raise FeatureError("s3_restore needs its bucket name (a plain name, no wildcard), got {0!r}".format(bucket))
+    prefix = options.get("prefix") or ""
+    if "*" in prefix:
+        raise FeatureError("s3_restore prefix must not contain a wildcard, got {0!r}".format(prefix))
+    bucket_arn = "arn:{0}:s3:::{1}".format(partition, bucket)
+    writes = ["s3:PutObject"]  # also authorises the multipart upload calls
+    if _bool(options.get("delete", False), "delete"):
+        writes.append("s3:DeleteObject")
+    return [
+        Grant("ListBucket", ("s3:ListBucket",), (bucket_arn,), None),
+        Grant("WriteObjects", tuple(writes), ("{0}/{1}*".format(bucket_arn, prefix),), None),
+    ]
+
+
+def _instance_restore(options, partition):
+    describe = [
+        DESCRIBE_REGIONS,
+        "ec2:DescribeImages",
+        "ec2:DescribeInstances",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeSecurityGroups",
+    ]
+    if _bool(options.get("wait", False), "wait"):
+        describe.append("ec2:DescribeInstanceStatus")
+    new = [_account_arn(partition, kind) for kind in ("instance", "volume")]
+    used = [_account_arn(partition, kind) for kind in ("subnet", "security-group", "network-interface", "key-pair")]
+    grants = [
+        Grant("Describe", tuple(describe), ("*",), None),
+        # RunInstances authorises each resource it creates or uses: the new ones must carry the restore
+        # marker, the AMI must be a managed backup, the network is the one the task names.
+        Grant("LaunchRestores", ("ec2:RunInstances",), tuple(new), _restored_condition()),
+        Grant("LaunchFromManagedImages", ("ec2:RunInstances",), (_image_arn(partition),), _managed_condition()),
+        Grant("LaunchInNetwork", ("ec2:RunInstances",), tuple(used), None),
+        _tag_on_create(["ec2:RunInstances"], new),
+    ]
+    if _bool(options.get("iam_instance_profile", False), "iam_instance_profile"):
+        grants.append(
+            Grant(
+                "PassInstanceRole",
+                ("iam:PassRole",),
+                ("*",),
+                {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+            )
+        )
+    return grants
+
+
+def _volume_restore(options, partition):
+    attach = _bool(options.get("attach", False), "attach")
+    describe = [DESCRIBE_REGIONS, "ec2:DescribeSnapshots", "ec2:DescribeVolumes"]
+    describe.append("ec2:DescribeInstances" if attach else "ec2:DescribeAvailabilityZones")
+    volume = _account_arn(partition, "volume")
+    grants = [
+        Grant("Describe", tuple(describe), ("*",), None),
+        Grant("CreateRestoredVolumes", ("ec2:CreateVolume",), (volume,), _restored_condition()),
+        Grant("CreateFromManagedSnapshots", ("ec2:CreateVolume",), (_snapshot_arn(partition),), _managed_condition()),
+        _tag_on_create(["ec2:CreateVolume"], [volume]),
+    ]
+    if attach:
+        grants += [
+            Grant("AttachRestoredVolumes", ("ec2:AttachVolume",), (volume,), _restored_condition("aws:ResourceTag/")),
+            Grant("AttachToInstances", ("ec2:AttachVolume",), (_account_arn(partition, "instance"),), None),
+        ]
+    return grants
+
+
 FEATURES = {
     "ami_backup": (_ami_backup, ()),
     "ami_purge": (_ami_purge, ("adopt_legacy",)),
@@ -195,6 +276,9 @@ FEATURES = {
     "snapshot_purge": (_snapshot_purge, ("action", "stale", "adopt_legacy", "stale_include_unmanaged")),
     "s3_mirror": (_s3_mirror, ("bucket", "prefix")),
     "accounts": (_accounts, ("role_name", "organization", "organizational_units")),
+    "instance_restore": (_instance_restore, ("wait", "iam_instance_profile")),
+    "volume_restore": (_volume_restore, ("attach",)),
+    "s3_restore": (_s3_restore, ("bucket", "prefix", "delete")),
 }
 
 

@@ -29,6 +29,13 @@ Backup = collections.namedtuple(
 )
 
 
+def state_of(aws_state, ready_word):
+    """READY, PENDING or FAILED for a backup's state as AWS words it (``available``/``completed`` is ready)."""
+    if aws_state == ready_word:
+        return READY
+    return PENDING if aws_state == "pending" else FAILED
+
+
 def check_counts(keep_min, keep_last=None):
     """Raise ValueError naming the value when keep_min or keep_last is below 1."""
     if keep_min is None or keep_min < 1:
@@ -46,6 +53,11 @@ def _newest_first(backup):
     return (str(backup.created or ""), expiry, backup.resource_id)
 
 
+def newest_first(backups):
+    """The backups of one source, newest first (the order ``decide`` and the restores read them in)."""
+    return sorted(backups, key=_newest_first, reverse=True)
+
+
 def decide(backups, as_of, keep_min=1, keep_last=None, label="this source", noun="backup", ready_word="ready"):
     """``[(backup, purge, reason)]`` for the backups of one source, newest first.
 
@@ -53,7 +65,7 @@ def decide(backups, as_of, keep_min=1, keep_last=None, label="this source", noun
     (``AMI``/``available``, ``snapshot``/``completed``).
     """
     check_counts(keep_min, keep_last)
-    ordered = sorted(backups, key=_newest_first, reverse=True)
+    ordered = newest_first(backups)
     if not ordered:
         return []
     newest = ordered[0]

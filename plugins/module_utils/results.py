@@ -84,33 +84,20 @@ class Summary:
 
         ``total``: the count when ``items`` holds only the first few (a result capped in size).
         """
-        count = len(items) if total is None else total
-        if count:
-            verb = "would " + present if self.check_mode else past
-            self.lines.append("{0} {1} {2}{3}".format(verb, count, noun, _listed(items, describe, total)))
+        verb = "would " + present if self.check_mode else past
+        self._line(verb + " {0} " + noun, items, describe, total)
 
     def skipped(self, items, noun="resource(s)", total=None):
-        count = len(items) if total is None else total
-        if count:
-            self.lines.append(
-                "left alone {0} {1}{2}".format(
-                    count,
-                    noun,
-                    _listed(items, lambda item: "{0}: {1}".format(item["resource"], item["reason"]), total),
-                )
-            )
+        self._line("left alone {0} " + noun, items, lambda item: "{resource}: {reason}".format(**item), total)
 
     def errors(self, items, total=None):
+        describe = "{resource} in {region} ({action}): {code} {message}".format
+        self._line("{0} error(s)", items, lambda item: describe(**item), total)
+
+    def _line(self, head, items, describe, total):
         count = len(items) if total is None else total
         if count:
-            self.lines.append(
-                "{0} error(s){1}".format(
-                    count,
-                    _listed(
-                        items, lambda item: "{resource} in {region} ({action}): {code} {message}".format(**item), total
-                    ),
-                )
-            )
+            self.lines.append(head.format(count) + _listed(items, describe, total))
 
     def note(self, text):
         if text:

@@ -305,8 +305,8 @@ class AmiBackup(RegionalJob):
                         error_entry(image["image_id"], region, "wait", code="ImageNotAvailable", message=message)
                     )
 
-    def result_keys(self, images):
-        return dict(changed=bool(images), images=images)
+    def result_keys(self, done):
+        return dict(changed=bool(done), images=done)
 
     def summarise(self, summary, result):
         summary.done(

@@ -249,19 +249,19 @@ class AmiPurge(RegionalJob):
         """Every AMI the account owns in the region (disabled ones too: they still use their snapshots)."""
         return paginate(self.clients[region], "describe_images", "Images", Owners=["self"], IncludeDisabled=True)
 
-    def plan_region(self, region, images):
-        account_id = account_of(images)
+    def plan_region(self, region, described):
+        account_id = account_of(described)
         options = self.options
         region_plan = plan_purge(
             region,
-            images,
+            described,
             account_id,
             options["as_of"],
             options["keep_min"],
             options["keep_last"],
             options["adopt_legacy"],
         )
-        if images and account_id is None:
+        if described and account_id is None:
             region_plan["warnings"].append(
                 "{0}: DescribeImages with Owners=self returned images of several owners; nothing purged there".format(
                     region
@@ -361,11 +361,11 @@ class AmiPurge(RegionalJob):
                 )
         return deregistered
 
-    def result_keys(self, deregistered):
+    def result_keys(self, done):
         gone = {(item["region"], item["snapshot_id"]) for item in self.deleted}
         deregistered = [
             dict(image, snapshot_ids=[sid for sid in image["snapshot_ids"] if (image["region"], sid) in gone])
-            for image in deregistered
+            for image in done
         ]
         return dict(
             changed=bool(deregistered or self.deleted),
@@ -391,7 +391,6 @@ class AmiPurge(RegionalJob):
             result["deleted_snapshots"],
             lambda snapshot: "{0} of {1}".format(snapshot["snapshot_id"], snapshot["image_id"]),
         )
-        summary.note("as of {0}".format(result["as_of"]))
 
 
 def main():

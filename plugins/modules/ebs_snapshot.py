@@ -269,19 +269,19 @@ class EbsSnapshot(RegionalJob):
     def describe(self, region):
         return describe_region(self.clients[region], self.options)
 
-    def plan_region(self, region, data):
-        self.known[region] = {snapshot["SnapshotId"] for snapshot in data["managed"]}
+    def plan_region(self, region, described):
+        self.known[region] = {snapshot["SnapshotId"] for snapshot in described["managed"]}
         region_plan = ebs.plan_snapshots(
             region,
-            data["volumes"],
-            data["instances"],
-            data["managed"],
-            data["pending"],
+            described["volumes"],
+            described["instances"],
+            described["managed"],
+            described["pending"],
             self.options,
             self.now,
             self.account_id,
         )
-        return dict(region_plan, volume_ids={volume["VolumeId"] for volume in data["volumes"]})
+        return dict(region_plan, volume_ids={volume["VolumeId"] for volume in described["volumes"]})
 
     def after_plan(self, plans):
         """Volume ids asked for that no region has (only when every region was described)."""
@@ -310,8 +310,8 @@ class EbsSnapshot(RegionalJob):
         region = item["region"]
         return ebs.create_once(self.creators[region], self.clients[region], item, self.known[region])
 
-    def result_keys(self, snapshots):
-        return dict(changed=bool(snapshots), snapshots=snapshots)
+    def result_keys(self, done):
+        return dict(changed=bool(done), snapshots=done)
 
     def summarise(self, summary, result):
         summary.done(

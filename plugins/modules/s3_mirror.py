@@ -242,7 +242,23 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_transfer im
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's smallest multipart part
 
 
-def parse_options(params):
+ARGUMENT_SPEC = dict(
+    ASSUME_ROLE,
+    bucket=dict(type="str", required=True),
+    prefix=dict(type="str", default=""),
+    dest=dict(type="path", required=True),
+    include=dict(type="list", elements="str", default=[]),
+    exclude=dict(type="list", elements="str", default=[]),
+    delete=dict(type="bool", default=False),
+    max_delete=dict(type="str"),
+    max_concurrency=dict(type="int", default=32),
+    multipart_threshold=dict(type="int", default=8 * 1024 * 1024),
+    fsync=dict(type="bool", default=True),
+    report_limit=dict(type="int", default=100),
+)
+
+
+def parse_options(params, check_mode=False):
     """The engine's options from the module's; raises ValueError naming the option and the value."""
     not_empty("bucket", params["bucket"])
     at_least("max_concurrency", params["max_concurrency"], 1)
@@ -264,23 +280,9 @@ def parse_options(params):
 
 
 def main():
-    argument_spec = dict(
-        ASSUME_ROLE,
-        bucket=dict(type="str", required=True),
-        prefix=dict(type="str", default=""),
-        dest=dict(type="path", required=True),
-        include=dict(type="list", elements="str", default=[]),
-        exclude=dict(type="list", elements="str", default=[]),
-        delete=dict(type="bool", default=False),
-        max_delete=dict(type="str"),
-        max_concurrency=dict(type="int", default=32),
-        multipart_threshold=dict(type="int", default=8 * 1024 * 1024),
-        fsync=dict(type="bool", default=True),
-        report_limit=dict(type="int", default=100),
-    )
-    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleAWSModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     try:
-        options = parse_options(module.params)
+        options = parse_options(module.params, module.check_mode)
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     # The small-object pool and the transfer manager each keep max_concurrency requests in flight.

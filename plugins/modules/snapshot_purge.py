@@ -288,13 +288,13 @@ class SnapshotPurge(RegionalJob):
     def describe(self, region):
         return describe_region(self.clients[region], self.options)
 
-    def plan_region(self, region, data):
+    def plan_region(self, region, described):
         region_plan = ebs.plan_snapshot_purge(
             region,
-            data["snapshots"],
-            data["images"],
-            data["volumes"],
-            data["running"],
+            described["snapshots"],
+            described["images"],
+            described["volumes"],
+            described["running"],
             self.options,
             self.now,
             self.account_id,

@@ -143,3 +143,14 @@ def aws_play(endpoint, tasks, region="us-east-1", name="test"):
             "tasks": tasks,
         }
     ]
+
+
+def task(module, name=None, check_mode=None, ignore_errors=None, **options):
+    """A task of one of our modules by FQCN, registered as ``result``; ``check_mode`` and
+    ``ignore_errors`` are the task keywords, set only when given."""
+    entry = {"name": name or module, "opsvault.aws_backup." + module: options, "register": "result"}
+    if check_mode is not None:
+        entry["check_mode"] = check_mode
+    if ignore_errors is not None:
+        entry["ignore_errors"] = ignore_errors
+    return entry

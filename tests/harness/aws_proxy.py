@@ -4,7 +4,8 @@ moto answers in milliseconds, never throttles and never fails. Modules reach thi
 ``endpoint_url``; it forwards to moto and, as configured at run time, behaves like AWS under load:
 
 * counts every request by service, region and API action (EC2/IAM/STS ``Action`` parameter,
-  JSON ``X-Amz-Target``, S3 operation from method, path and query) and by outcome;
+  JSON ``X-Amz-Target``, S3 operation from method, path and query) and by outcome, and keeps a
+  timeline: requests per second since the first one, by action, and when each action came first and last;
 * adds latency to each answer (fixed, or uniform around a mean);
 * throttles EC2 with token buckets per region (the SigV4 credential scope) and per API, sized and
   refilled by the action's family, answering ``RequestLimitExceeded`` with HTTP 503, as EC2 does.
@@ -296,13 +297,46 @@ FORWARDED_OUTCOMES = ("ok", "error_after", "reset_after")
 
 
 class Counters:
-    def __init__(self):
+    def __init__(self, clock=time.monotonic):
         self.lock = threading.Lock()
         self.counts = collections.Counter()
+        self.clock = clock
+        self.first_request = None
+        self.per_second = collections.Counter()
+        self.first_seen = {}
+        self.last_seen = {}
 
     def add(self, service, region, action, outcome):
+        now = self.clock()
         with self.lock:
             self.counts[(service, region, action, outcome)] += 1
+            if self.first_request is None:
+                self.first_request = (now, time.time())
+            offset = now - self.first_request[0]
+            key = "{0}:{1}".format(service, action) if outcome == "ok" else outcome
+            self.per_second[(int(offset), key)] += 1
+            kind = "mutating" if is_mutating(service, action) and outcome == "ok" else None
+            for name in ("any", "{0}:{1}".format(service, action), kind):
+                if name:
+                    self.first_seen.setdefault(name, offset)
+                    self.last_seen[name] = offset
+
+    def timeline(self):
+        """Requests per second since the first one, by action (answered) or by outcome (``throttled``, ...).
+
+        ``started``: the first request's wall-clock time; ``first``/``last``: seconds from it to the first
+        and last request of each action, of any (``any``), and of the successful mutating ones (``mutating``).
+        """
+        with self.lock:
+            seconds = collections.defaultdict(dict)
+            for (second, key), number in sorted(self.per_second.items()):
+                seconds[second][key] = number
+            return {
+                "started": self.first_request[1] if self.first_request else None,
+                "per_second": [[second, seconds[second]] for second in sorted(seconds)],
+                "first": {name: round(value, 3) for name, value in self.first_seen.items()},
+                "last": {name: round(value, 3) for name, value in self.last_seen.items()},
+            }
 
     def snapshot(self):
         with self.lock:
@@ -321,6 +355,7 @@ class Counters:
             "outcomes": dict(outcomes),
             "total": sum(outcomes.values()),
             "mutating": sum(record["count"] for record in records if record["mutating"]),
+            "timeline": self.timeline(),
         }
 
 

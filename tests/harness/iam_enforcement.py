@@ -10,9 +10,18 @@ below (active only while enforcement is on) makes it evaluate as AWS documents:
   (DeregisterImage, DeleteSnapshot, ModifySnapshotTier) the request is checked against that
   resource's ARN, with its tags as ``aws:ResourceTag/<key>`` condition values.
   https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html
+* The restore calls are checked against every resource AWS authorises them on: RunInstances on
+  the new instance, volume and network interface (with the tags of the call as
+  ``aws:RequestTag/<key>``) and on the AMI, subnet, security groups and key pair it uses (with
+  their tags as ``aws:ResourceTag/<key>``); CreateVolume on the new volume and its snapshot;
+  AttachVolume on the volume and the instance; TerminateInstances on each instance.
+  https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ExamplePolicies_EC2.html#iam-example-runinstances
 * A create call with ``TagSpecifications`` is not checked for ``ec2:CreateTags``. AWS requires
   ``ec2:CreateTags`` on the new resource, with the condition key ``ec2:CreateAction`` naming the
   create call. https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/supported-iam-actions-tagging.html
+* An Allow statement whose condition does not match counts as an explicit deny, even for
+  another resource; in AWS a statement whose condition does not match does not apply.
+  https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html
 * The denial is ``AccessDenied``; EC2 answers ``UnauthorizedOperation`` (HTTP 403) naming the action.
   https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html
 * S3's ``AccessDenied`` says only "Access Denied"; S3 names the user, the action and the resource
@@ -30,7 +39,7 @@ from moto.backends import get_backend
 from moto.core.exceptions import _RESTError
 from moto.iam.access_control import IAMPolicy
 from moto.iam.access_control import IAMRequest
-from moto.iam.access_control import PermissionResult
+from moto.iam.access_control import IAMPolicyStatement
 from moto.iam.access_control import S3IAMRequest
 from moto.s3.exceptions import BucketAccessDeniedError
 from moto.s3.exceptions import S3AccessDeniedError
@@ -83,28 +92,121 @@ def _resource_tags(region, resource_id):
     return backend.tags.get(resource_id, {})
 
 
+def _numbered(data, prefix, suffix=""):
+    """The values of ``Prefix.1Suffix``, ``Prefix.2Suffix``, ... in a query request."""
+    found, number = [], 1
+    while _param(data, "{0}.{1}{2}".format(prefix, number, suffix)) is not None:
+        found.append(_param(data, "{0}.{1}{2}".format(prefix, number, suffix)))
+        number += 1
+    return found
+
+
+def _request_tags(data, resource_type):
+    """The tags a create call's TagSpecifications give resources of ``resource_type``."""
+    tags, number = {}, 1
+    while _param(data, "TagSpecification.{0}.ResourceType".format(number)) is not None:
+        prefix = "TagSpecification.{0}".format(number)
+        if _param(data, prefix + ".ResourceType") == resource_type:
+            keys = _numbered(data, prefix + ".Tag", ".Key")
+            values = _numbered(data, prefix + ".Tag", ".Value")
+            tags.update(zip(keys, values))
+        number += 1
+    return tags
+
+
+def _arn(region, resource_type, resource_id):
+    account = "" if resource_type in ("image", "snapshot") else ACCOUNT_ID
+    return "arn:aws:ec2:{0}:{1}:{2}/{3}".format(region, account, resource_type, resource_id)
+
+
+def _existing(region, resource_type, resource_id):
+    return _arn(region, resource_type, resource_id), {"ResourceTag": _resource_tags(region, resource_id)}
+
+
+def _new(region, data, resource_type):
+    return _arn(region, resource_type, "*"), {"RequestTag": _request_tags(data, resource_type)}
+
+
+def _run_instances_resources(region, data):
+    resources = [_new(region, data, kind) for kind in ("instance", "volume", "network-interface")]
+    resources.append(_existing(region, "image", _param(data, "ImageId")))
+    subnet = _param(data, "NetworkInterface.1.SubnetId") or _param(data, "SubnetId")
+    if subnet:
+        resources.append(_existing(region, "subnet", subnet))
+    groups = _numbered(data, "NetworkInterface.1.SecurityGroupId") + _numbered(data, "SecurityGroupId")
+    resources += [_existing(region, "security-group", group) for group in groups]
+    if _param(data, "KeyName"):
+        resources.append((_arn(region, "key-pair", _param(data, "KeyName")), {"ResourceTag": {}}))
+    return resources
+
+
+def _create_volume_resources(region, data):
+    resources = [_new(region, data, "volume")]
+    if _param(data, "SnapshotId"):
+        resources.append(_existing(region, "snapshot", _param(data, "SnapshotId")))
+    return resources
+
+
+def _attach_volume_resources(region, data):
+    return [
+        _existing(region, "volume", _param(data, "VolumeId")),
+        _existing(region, "instance", _param(data, "InstanceId")),
+    ]
+
+
+def _terminate_instances_resources(region, data):
+    return [_existing(region, "instance", instance_id) for instance_id in _numbered(data, "InstanceId")]
+
+
+MULTI_RESOURCE = {
+    "RunInstances": _run_instances_resources,
+    "CreateVolume": _create_volume_resources,
+    "AttachVolume": _attach_volume_resources,
+    "TerminateInstances": _terminate_instances_resources,
+}
+
+
+def _statements(policy):
+    document = IAMPolicy(policy)._policy_json
+    return document["Statement"] if isinstance(document["Statement"], list) else [document["Statement"]]
+
+
+def _applies(statement, action, resource, condition_values):
+    """Whether a statement applies to the request: its action, its resource and its conditions match."""
+    checked = IAMPolicyStatement(statement)
+    if "NotAction" in statement:
+        if checked._check_element_matches("NotAction", action):
+            return False
+    elif not checked._check_element_matches("Action", action):
+        return False
+    if statement.get("Resource") and not checked._check_element_matches("Resource", resource):
+        return False
+    return checked._check_conditions(condition_values)
+
+
 def _evaluate(request, action, resource, condition_values):
     permitted = False
     for policy in request._access_key.collect_policies():
-        result = IAMPolicy(policy).is_action_permitted(action, resource, None, condition_values)
-        if result == PermissionResult.DENIED:
-            return False
-        permitted = permitted or result == PermissionResult.PERMITTED
+        for statement in _statements(policy):
+            if _applies(statement, action, resource, condition_values):
+                if statement["Effect"] != "Allow":
+                    return False
+                permitted = True
     return permitted
 
 
-def _condition_values(tags, keys):
-    return {key: tags.get(key.split("/", 1)[1], "") for key in keys}
+def _condition_values(tags, keys, kind="ResourceTag"):
+    """``aws:<kind>/<key>`` condition values from ``tags``, for the keys the policies name."""
+    prefix = "aws:{0}/".format(kind)
+    return {key: tags.get(key.split("/", 1)[1], "") for key in keys if key.startswith(prefix)}
 
 
 def _resource_tag_keys(request):
     keys = set()
     for policy in request._access_key.collect_policies():
-        document = IAMPolicy(policy)._policy_json
-        statements = document["Statement"] if isinstance(document["Statement"], list) else [document["Statement"]]
-        for statement in statements:
+        for statement in _statements(policy):
             for operator_values in (statement.get("Condition") or {}).values():
-                keys.update(key for key in operator_values if key.startswith("aws:ResourceTag/"))
+                keys.update(key for key in operator_values if key.startswith(("aws:ResourceTag/", "aws:RequestTag/")))
     return keys
 
 
@@ -130,6 +232,12 @@ def apply():
             tags = _resource_tags(self._region, resource_id)
             if not _evaluate(self, self._action, resource, _condition_values(tags, _resource_tag_keys(self))):
                 _deny(self, self._action, resource)
+        elif operation in MULTI_RESOURCE:
+            keys = _resource_tag_keys(self)
+            for resource, tags in MULTI_RESOURCE[operation](self._region, self._data):
+                [(kind, values)] = tags.items()
+                if not _evaluate(self, self._action, resource, _condition_values(values, keys, kind)):
+                    _deny(self, self._action, resource)
         elif not _evaluate(self, self._action, resource, None):
             _deny(self, self._action, resource)
         for resource_type in _tagged_resource_types(self._data):

@@ -10,6 +10,13 @@ check what AWS does and the modules never carry a moto workaround:
 * CreateImage with a name the account already uses in the region fails with
   ``InvalidAMIName.Duplicate``.
   https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html
+* EC2 describe calls cost what they cost on AWS: a resource's tags are a dict lookup instead of a
+  scan of every tag of the region, and DescribeImages and DescribeSnapshots page by ``MaxResults``
+  and ``NextToken`` (``tests/harness/moto_ec2_describe.py``, with the AWS references).
+* RunInstances and CreateVolume honour ``ClientToken``: a repeated token returns the first launch
+  or volume (``tests/harness/moto_client_token.py``).
+* CompleteMultipartUpload honours ``If-Match``, as S3 documents
+  (``tests/harness/moto_s3_conditional.py``).
 
 It also records the parameters of each CreateImage request (``CREATE_IMAGE_REQUESTS``), so tests
 can see what moto ignores (``NoReboot``); recording changes no answer.
@@ -31,6 +38,9 @@ from moto.ec2.models.amis import AmiBackend  # noqa: E402
 from moto.ec2.responses.amis import AmisResponse  # noqa: E402
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer  # noqa: E402
 
+from tests.harness import moto_client_token  # noqa: E402
+from tests.harness import moto_ec2_describe  # noqa: E402
+from tests.harness import moto_s3_conditional  # noqa: E402
 from tests.harness import moto_sts  # noqa: E402
 
 ACCOUNT_ID = "123456789012"
@@ -72,6 +82,9 @@ def apply_conformance_patches():
     AmiBackend.create_image = create_image
     AmisResponse.create_image = record_create_image
     moto_sts.apply()
+    moto_ec2_describe.apply()
+    moto_client_token.apply()
+    moto_s3_conditional.apply()
     _PATCHED = True
 
 

@@ -2,6 +2,7 @@
 
 import datetime
 
+from tests.harness import ansible_run
 from tests.harness import fleet
 from tests.harness import moto_server
 from tests.harness.ansible_run import run_playbook
@@ -10,7 +11,7 @@ TODAY = datetime.datetime.now(datetime.timezone.utc).date()
 
 
 def backup_task(name="backup", **options):
-    return {"name": name, "opsvault.aws_backup.ami_backup": options, "register": "result"}
+    return ansible_run.task("ami_backup", name, **options)
 
 
 def managed_images(ec2):
@@ -182,11 +183,20 @@ def test_shipped_playbook_runs_by_fqcn(aws, tmp_path):
 def test_shipped_playbook_treats_empty_survey_answers_as_unset_and_zero_interval_as_off(aws, tmp_path):
     east = aws.ec2("us-east-1")
     [instance] = fleet.launch(east, {"Backup": ""})
-    unanswered = {"ami_backup_regions": "", "ami_backup_tag_value": "", "ami_backup_retention": "", "ami_backup_min_interval": 0}
+    unanswered = {
+        "ami_backup_regions": "",
+        "ami_backup_tag_value": "",
+        "ami_backup_retention": "",
+        "ami_backup_min_interval": 0,
+    }
 
     for attempt in range(2):
         run = run_playbook(
-            "opsvault.aws_backup.ami_backup", tmp_path, endpoint=aws.endpoint, extra_vars=unanswered, env={"AWS_REGION": "us-east-1"}
+            "opsvault.aws_backup.ami_backup",
+            tmp_path,
+            endpoint=aws.endpoint,
+            extra_vars=unanswered,
+            env={"AWS_REGION": "us-east-1"},
         )
         assert run.rc == 0, (attempt, run.stdout)
 

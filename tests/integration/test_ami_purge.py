@@ -7,9 +7,9 @@ from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.amis import AmiBackend
 from moto.ec2.models.elastic_block_store import EBSBackend
 
+from tests.harness import ansible_run
 from tests.harness import aws_proxy
 from tests.harness import fleet
-from tests.harness.ansible_run import run_playbook
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
 TODAY = NOW.date()
@@ -21,12 +21,7 @@ def day(offset):
 
 
 def purge_task(name="purge", check_mode=None, ignore_errors=None, **options):
-    task = {"name": name, "opsvault.aws_backup.ami_purge": options, "register": "result"}
-    if check_mode is not None:
-        task["check_mode"] = check_mode
-    if ignore_errors is not None:
-        task["ignore_errors"] = ignore_errors
-    return task
+    return ansible_run.task("ami_purge", name, check_mode=check_mode, ignore_errors=ignore_errors, **options)
 
 
 def seed_backup(ec2, region, instance_id, age_days, delete_in_days, state=None, managed=True, name=None, tags=None):
@@ -199,9 +194,9 @@ def test_a_snapshot_another_account_owns_stays_after_its_ami_is_deregistered(aws
             own_image: [own_snapshot],
         }
         assert ids(outcome["deleted_snapshots"], "snapshot_id") == [own_snapshot]
-        assert [(item["snapshot_id"], item["reason"]) for item in outcome["skipped_resources"] if "snapshot_id" in item] == [
-            (foreign_snapshot, "owned by 999988887777, not by this account")
-        ]
+        assert [
+            (item["snapshot_id"], item["reason"]) for item in outcome["skipped_resources"] if "snapshot_id" in item
+        ] == [(foreign_snapshot, "owned by 999988887777, not by this account")]
     remaining = {snapshot["SnapshotId"] for snapshot in ec2.describe_snapshots()["Snapshots"]}
     assert foreign_snapshot in remaining and own_snapshot not in remaining
     assert foreign_image not in fleet.images(ec2)
@@ -349,7 +344,7 @@ def test_a_refused_deregister_or_delete_is_reported_the_rest_is_done_and_the_tas
     assert snapshots[clean] not in remaining_snapshots
 
 
-def test_shipped_playbook_purges_several_regions_with_one_describe_images_per_region(aws, counting_proxy, tmp_path):
+def test_shipped_playbook_purges_several_regions_with_one_describe_images_per_region(aws, shipped_playbook):
     regions = ["us-east-1", "eu-west-1"]
     expired, kept = {}, {}
     for region in regions:
@@ -362,17 +357,7 @@ def test_shipped_playbook_purges_several_regions_with_one_describe_images_per_re
     extra_vars = {"ami_purge_regions": regions, "ami_purge_as_of": "", "ami_purge_keep_last": ""}
 
     def run(check):
-        counting_proxy.reset()
-        playbook = run_playbook(
-            "opsvault.aws_backup.ami_purge",
-            tmp_path,
-            endpoint=counting_proxy.endpoint,
-            extra_vars=extra_vars,
-            check=check,
-            env={"AWS_REGION": "us-east-1"},
-        )
-        assert playbook.rc == 0, playbook.stdout
-        return playbook, counting_proxy.stats()
+        return shipped_playbook("ami_purge", extra_vars, check)
 
     preview, preview_stats = run(check=True)
     assert ids(preview.result("Deregister expired AMIs and delete their snapshots")["deregistered"]) == sorted(expired)

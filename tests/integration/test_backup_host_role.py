@@ -13,6 +13,7 @@ import getpass
 import grp
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from tests.harness import fleet
 from tests.harness.ansible_run import ANSIBLE_PLAYBOOK
 from tests.harness.ansible_run import COLLECTIONS
 from tests.harness.ansible_run import CREDENTIALS
+from tests.harness.ansible_run import REPO
 from tests.harness.ansible_run import PlaybookRun
 from tests.harness.ansible_run import ensure_collection_link
 from tests.harness.ansible_run import environment
@@ -36,6 +38,9 @@ DEFAULT_SCHEDULES = {
     "snapshot_purge": "0 2 * * *",
     "s3_mirror": "5 7 * * *",
 }
+REGIONAL_JOBS = ("ami_backup", "ami_purge", "ebs_snapshot", "snapshot_purge")
+# A Galaxy server that cannot answer: any install by name fails.
+NO_GALAXY = {"ANSIBLE_GALAXY_SERVER": "http://127.0.0.1:9"}
 
 
 class Host:
@@ -130,9 +135,8 @@ def test_role_writes_cron_entries_wrapper_vars_and_logrotate_then_rerun_changes_
         assert user == host.user
         assert command == "{0} {1} opsvault.aws_backup.{1}".format(wrapper, name)
 
-    assert host.job_vars("ami_backup") == {}
-    assert host.job_vars("ebs_snapshot") == {"ebs_snapshot_regions": "all"}
-    assert host.job_vars("snapshot_purge") == {"snapshot_purge_regions": "all"}
+    for name in ("ami_backup", "ami_purge", "ebs_snapshot", "snapshot_purge"):
+        assert host.job_vars(name) == {"{0}_regions".format(name): ["all"]}
     assert host.job_vars("s3_mirror") == {
         "s3_mirror_bucket": "seed-images",
         "s3_mirror_prefix": "",
@@ -176,7 +180,7 @@ def test_removing_a_job_removes_its_cron_entry_and_vars_file(host):
     entries = host.cron_entries()
     assert sorted(entries) == ["ami_backup", "ebs_snapshot", "snapshot_purge", "weekly_ami"]
     assert entries["weekly_ami"][0] == "0 3 * * 0"
-    assert host.job_vars("weekly_ami") == {"ami_backup_tag_value": "ProductionWeekly"}
+    assert host.job_vars("weekly_ami") == {"ami_backup_regions": ["all"], "ami_backup_tag_value": "ProductionWeekly"}
     assert sorted(path.name for path in (host.home / "jobs").iterdir()) == [
         "ami_backup.yml",
         "ebs_snapshot.yml",
@@ -241,20 +245,145 @@ def test_check_mode_shows_the_runtime_install_and_writes_nothing(host):
     run = host.run(check=True, backup_host_install_runtime=True)
     assert run.rc == 0, run.stdout
 
-    assert run.role_result("Install ansible-core and boto3 into the virtualenv")["changed"] is True
-    galaxy = run.role_result("Install the collections the jobs use")
+    assert run.role_result("Install ansible and boto3 into the virtualenv")["changed"] is True
+    assert run.role_result("Copy the collection tarball to the host")["changed"] is True
+    galaxy = run.role_result("Install the collection tarball offline")
     assert galaxy["skipped"] is True
     assert galaxy["cmd"] == [
         str(host.home / "venv" / "bin" / "ansible-galaxy"),
         "collection",
         "install",
+        "--offline",
         "-p",
         str(host.home / "collections"),
-        "amazon.aws:>=10.0.0",
-        "opsvault.aws_backup",
+        str(host.home / "opsvault-aws_backup.tar.gz"),
     ]
+    assert run.role_result("Install the other collections the jobs use").get("skipped") is True
     assert "Schedule each job" in run.changed_tasks()
     assert not host.root.exists()
+
+
+def default_jobs():
+    return yaml.safe_load((REPO / "roles/backup_host/defaults/main.yml").read_text())["backup_host_jobs"]
+
+
+def job_regions(host, names):
+    return {name: host.job_vars(name).get("{0}_regions".format(name)) for name in names}
+
+
+def test_every_job_works_in_the_same_regions_by_default(host):
+    """Every default job is regional, and each gets backup_host_regions (every enabled region) in its vars."""
+    names = [job["name"] for job in default_jobs()]
+    assert sorted(names) == sorted(REGIONAL_JOBS)
+
+    run = host.run(backup_host_s3_mirror_bucket="")
+    assert run.rc == 0, run.stdout
+
+    assert job_regions(host, names) == dict.fromkeys(names, ["all"])
+    assert "export AWS_REGION=us-east-1" in (host.home / "bin" / "run-job").read_text()
+
+
+def test_backup_host_regions_reaches_every_job_unless_the_job_names_its_own(host):
+    jobs = default_jobs()
+    jobs[1] = dict(jobs[1], vars={"ami_purge_regions": "us-east-1"})
+    run = host.run(backup_host_regions=["eu-west-1", "us-east-1"], backup_host_jobs=jobs)
+    assert run.rc == 0, run.stdout
+    assert job_regions(host, REGIONAL_JOBS) == {
+        "ami_backup": ["eu-west-1", "us-east-1"],
+        "ami_purge": "us-east-1",
+        "ebs_snapshot": ["eu-west-1", "us-east-1"],
+        "snapshot_purge": ["eu-west-1", "us-east-1"],
+    }
+    assert "s3_mirror_regions" not in host.job_vars("s3_mirror")
+
+    run = host.run(backup_host_regions=[], backup_host_aws_region="eu-west-1")
+    assert run.rc == 0, run.stdout
+    assert job_regions(host, REGIONAL_JOBS) == dict.fromkeys(REGIONAL_JOBS)
+    assert "export AWS_REGION=eu-west-1" in (host.home / "bin" / "run-job").read_text()
+
+
+def collection_version():
+    return yaml.safe_load((REPO / "galaxy.yml").read_text())["version"]
+
+
+def installed_version(collections_dir):
+    manifest = Path(collections_dir) / "ansible_collections" / "opsvault" / "aws_backup" / "MANIFEST.json"
+    return json.loads(manifest.read_text())["collection_info"]["version"]
+
+
+def galaxy(*args, cwd):
+    command = [str(Path(ANSIBLE_PLAYBOOK).parent / "ansible-galaxy"), *args]
+    process = subprocess.run(
+        command,
+        cwd=str(cwd),
+        env=environment(extra=NO_GALAXY),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert process.returncode == 0, process.stdout + process.stderr
+    return process
+
+
+def runtime_options(**overrides):
+    """The real runtime install, offline: the test's own virtualenv (its pip already has pip, its
+    ansible-galaxy installs the collection), so neither a package index nor Galaxy is needed."""
+    return dict(
+        backup_host_install_runtime=True,
+        backup_host_venv=str(Path(sys.executable).parent.parent),
+        backup_host_pip_packages=["pip"],
+        backup_host_pip_extra_args="--no-index",
+        **overrides,
+    )
+
+
+def test_runtime_install_copies_this_collection_to_the_host_and_installs_it_without_galaxy(host):
+    host.env.update(NO_GALAXY)
+    first = host.run(**runtime_options())
+    assert first.rc == 0, first.stdout
+
+    install = first.role_result("Install the collection tarball offline")
+    assert install["changed"] is True
+    assert install["cmd"][-1] == str(host.home / "opsvault-aws_backup.tar.gz") and "--offline" in install["cmd"]
+    commands = [task["cmd"] for task in first.tasks if isinstance(task.get("cmd"), list)]
+    assert not [arg for cmd in commands for arg in cmd if re.match(r"^(opsvault|amazon)[.]aws(_backup)?(:.*)?$", arg)]
+    assert installed_version(host.home / "collections") == collection_version()
+    installed = host.home / "collections" / "ansible_collections" / "opsvault" / "aws_backup"
+    assert (installed / "playbooks" / "ami_backup.yml").is_file()
+    assert (installed / "plugins" / "modules" / "ami_purge.py").is_file()
+
+    second = host.run(**runtime_options())
+    assert second.rc == 0, second.stdout
+    assert second.changed_tasks() == []
+    assert second.role_result("Install the collection tarball offline").get("skipped") is True
+
+
+@pytest.mark.parametrize("kind", ["tarball", "installed collection"])
+def test_collection_source_may_be_a_tarball_or_an_installed_collection(host, tmp_path, kind):
+    built = tmp_path / "built"
+    galaxy("collection", "build", "--output-path", str(built), str(REPO), cwd=tmp_path)
+    [tarball] = built.glob("opsvault-aws_backup-*.tar.gz")
+    source = tarball
+    if kind == "installed collection":
+        galaxy(
+            "collection",
+            "install",
+            "--offline",
+            "--force",
+            "-p",
+            str(tmp_path / "controller"),
+            str(tarball),
+            cwd=tmp_path,
+        )
+        source = tmp_path / "controller" / "ansible_collections" / "opsvault" / "aws_backup"
+    host.env.update(NO_GALAXY)
+
+    run = host.run(**runtime_options(backup_host_collection_source=str(source)))
+
+    assert run.rc == 0, run.stdout
+    assert run.role_result("Install the collection tarball offline")["changed"] is True
+    assert installed_version(host.home / "collections") == collection_version()
 
 
 def test_runtime_install_creates_the_virtualenv_with_pip_offline(host):
@@ -264,16 +393,17 @@ def test_runtime_install_creates_the_virtualenv_with_pip_offline(host):
         backup_host_python=sys._base_executable,
         backup_host_pip_packages=["pip"],
         backup_host_pip_extra_args="--no-index",
-        backup_host_collections=[],
+        backup_host_copy_collection=False,
     )
     first = host.run(**options)
     assert first.rc == 0, first.stdout
-    assert first.role_result("Install ansible-core and boto3 into the virtualenv")["changed"] is True
+    assert first.role_result("Install ansible and boto3 into the virtualenv")["changed"] is True
     venv_python = host.home / "venv" / "bin" / "python"
     assert (
         subprocess.run([str(venv_python), "-m", "pip", "--version"], capture_output=True, check=False).returncode == 0
     )
-    assert first.role_result("Install the collections the jobs use").get("skipped") is True
+    assert first.role_result("Install the other collections the jobs use").get("skipped") is True
+    assert first.role_result("Copy the collection tarball to the host").get("skipped") is True
 
     second = host.run(**options)
     assert second.rc == 0, second.stdout

@@ -2,18 +2,13 @@
 
 import datetime
 
+from tests.harness import ansible_run
 from tests.harness import aws_proxy
 from tests.harness import fleet
-from tests.harness.ansible_run import run_playbook
-
-MODULE = "opsvault.aws_backup.ebs_snapshot"
 
 
-def task(name, ignore_errors=False, **params):
-    entry = {"name": name, MODULE: params}
-    if ignore_errors:
-        entry["ignore_errors"] = True
-    return entry
+def task(name, ignore_errors=None, **params):
+    return ansible_run.task("ebs_snapshot", name, ignore_errors=ignore_errors, **params)
 
 
 def today_plus(days):
@@ -189,7 +184,7 @@ def test_the_selector_tag_value_is_the_backup_policy_and_the_retention_is_echoed
     assert taken[weekly]["Description"].startswith("opsvault.aws_backup Weekly backup of " + weekly)
 
 
-def test_shipped_playbook_previews_then_makes_one_create_snapshots_call_per_instance(aws, counting_proxy, tmp_path):
+def test_shipped_playbook_previews_then_makes_one_create_snapshots_call_per_instance(aws, shipped_playbook):
     regions = ["us-east-1", "eu-west-1"]
     volumes = {}
     for region in regions:
@@ -208,17 +203,8 @@ def test_shipped_playbook_previews_then_makes_one_create_snapshots_call_per_inst
     }
 
     def run(check):
-        counting_proxy.reset()
-        playbook = run_playbook(
-            "opsvault.aws_backup.ebs_snapshot",
-            tmp_path,
-            endpoint=counting_proxy.endpoint,
-            extra_vars=extra_vars,
-            check=check,
-            env={"AWS_REGION": "us-east-1"},
-        )
-        assert playbook.rc == 0, playbook.stdout
-        return playbook.result("Create EBS snapshots"), counting_proxy.stats()
+        playbook, stats = shipped_playbook("ebs_snapshot", extra_vars, check)
+        return playbook.result("Create EBS snapshots"), stats
 
     preview, preview_stats = run(check=True)
     assert preview_stats["mutating"] == 0

@@ -12,7 +12,9 @@ those whose module file is not in the collection are not collected.
 import datetime
 import json
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import iam_actions
 from tests.harness import fleet
@@ -173,6 +175,87 @@ class S3Mirror:
         assert before == {} and after == {"cat.jpg": b"cat", "2026/dog.png": b"dog"}
 
 
+def restored(ec2, describe, key):
+    found = getattr(ec2, describe)(Filters=[{"Name": "tag:RestoredBy", "Values": ["opsvault.aws_backup"]}])
+    return found
+
+
+class InstanceRestore:
+    feature = {"name": "instance_restore", "wait": True}
+    # The instance is launched before its status checks are read.
+    completes_before = {"ec2:DescribeInstanceStatus"}
+
+    def seed(self, aws, tmp_path):
+        ec2 = aws.ec2(REGION)
+        [source] = fleet.launch(ec2, {"Backup": "", "Name": "web"})
+        ec2.create_image(
+            InstanceId=source,
+            Name="web-backup",
+            TagSpecifications=tag_specs("image", dict(MANAGED, DeleteOn="2999-01-01", SourceInstanceId=source)),
+        )
+        vpc = ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.7.1.0/24")["Subnet"]["SubnetId"]
+        group = ec2.create_security_group(GroupName="drill", Description="none", VpcId=vpc)["GroupId"]
+        return {"instance_ids": [source], "subnet_id": subnet, "security_group_ids": [group], "wait": True}
+
+    def state(self, aws):
+        reservations = restored(aws.ec2(REGION), "describe_instances", "Reservations")["Reservations"]
+        return sorted(instance["InstanceId"] for reservation in reservations for instance in reservation["Instances"])
+
+    def succeeded(self, aws, before, after):
+        assert before == [] and len(after) == 1
+
+
+class VolumeRestore:
+    def __init__(self, attach):
+        self.attach = attach
+        self.feature = {"name": "volume_restore", "attach": attach}
+        # With attach, the volume is created before it is attached.
+        self.completes_before = {"ec2:AttachVolume"}
+
+    def seed(self, aws, tmp_path):
+        ec2 = aws.ec2(REGION)
+        [instance] = fleet.launch(ec2, {"Name": "db"})
+        volume = root_volume(ec2, instance)
+        snapshot(ec2, volume, dict(MANAGED, DeleteOn="2999-01-01", VolumeId=volume))
+        if self.attach:
+            return {"volume_ids": [volume], "instance_id": instance, "device": "/dev/sdf"}
+        return {"volume_ids": [volume], "availability_zone": REGION + "a"}
+
+    def state(self, aws):
+        volumes = restored(aws.ec2(REGION), "describe_volumes", "Volumes")["Volumes"]
+        return sorted((volume["VolumeId"], len(volume["Attachments"])) for volume in volumes)
+
+    def succeeded(self, aws, before, after):
+        assert before == [] and [attached for _volume, attached in after] == [1 if self.attach else 0]
+
+
+class S3Restore:
+    feature = {"name": "s3_restore", "bucket": "restored-images", "prefix": "uploads/", "delete": True}
+    # The files are uploaded before the objects the mirror does not hold are deleted.
+    completes_before = {"s3:DeleteObject"}
+
+    def seed(self, aws, tmp_path):
+        s3 = aws.client("s3", REGION)
+        s3.create_bucket(Bucket="restored-images")
+        s3.put_object(Bucket="restored-images", Key="uploads/stale.jpg", Body=b"gone from the mirror")
+        src = tmp_path / "myS3backup"
+        (src / "2026").mkdir(parents=True)
+        (src / "cat.jpg").write_bytes(b"cat")
+        (src / "2026" / "dog.png").write_bytes(b"dog")
+        (src / ".s3_mirror_index.jsonl").write_text("{}\n")
+        return {"src": str(src), "bucket": "restored-images", "prefix": "uploads/", "delete": True}
+
+    def state(self, aws):
+        s3 = aws.client("s3", REGION)
+        listed = s3.list_objects_v2(Bucket="restored-images").get("Contents", [])
+        return {item["Key"]: s3.get_object(Bucket="restored-images", Key=item["Key"])["Body"].read() for item in listed}
+
+    def succeeded(self, aws, before, after):
+        assert before == {"uploads/stale.jpg": b"gone from the mirror"}
+        assert after == {"uploads/cat.jpg": b"cat", "uploads/2026/dog.png": b"dog"}
+
+
 SCENARIOS = [
     AmiBackup(),
     AmiPurge(),
@@ -181,6 +264,10 @@ SCENARIOS = [
     SnapshotPurge("delete"),
     SnapshotPurge("archive"),
     S3Mirror(),
+    InstanceRestore(),
+    VolumeRestore(attach=True),
+    VolumeRestore(attach=False),
+    S3Restore(),
 ]
 
 
@@ -356,3 +443,79 @@ def test_s3_policy_is_scoped_to_its_bucket(aws, tmp_path):
         "AccessDenied",
     )
     assert scenario.state(aws) == {}
+
+
+def user_client(aws, key):
+    access_key, secret_key = key
+    return boto3.client(
+        "ec2",
+        region_name=REGION,
+        endpoint_url=aws.endpoint,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+    )
+
+
+RESTORE_TAGS = {"RestoredBy": "opsvault.aws_backup"}
+
+
+def test_restore_policy_launches_only_tagged_restores_of_managed_amis(aws, tmp_path):
+    scenario = InstanceRestore()
+    if not module_exists(scenario.feature):
+        pytest.skip("instance_restore is not in the collection")
+    options = scenario.seed(aws, tmp_path)
+    ec2 = aws.ec2(REGION)
+    [managed] = [image["ImageId"] for image in managed_images(ec2)]
+    unmanaged = ec2.create_image(InstanceId=options["instance_ids"][0], Name="hand-made")["ImageId"]
+    as_user = user_client(aws, iam_user(aws, iam_actions.policy_document([scenario.feature])))
+    interface = [{"DeviceIndex": 0, "SubnetId": options["subnet_id"], "Groups": options["security_group_ids"]}]
+    tagged = tag_specs("instance", RESTORE_TAGS) + tag_specs("volume", RESTORE_TAGS)
+    launch = dict(MinCount=1, MaxCount=1, InstanceType="t3.micro", NetworkInterfaces=interface)
+
+    with enforce_iam(aws.endpoint):
+        refused = []
+        for image_id, tags in ((managed, tag_specs("instance", {"A": "b"})), (unmanaged, tagged)):
+            try:
+                as_user.run_instances(ImageId=image_id, TagSpecifications=tags, **launch)
+            except ClientError as exc:
+                refused.append((exc.response["Error"]["Code"], exc.response["Error"]["Message"]))
+        allowed = as_user.run_instances(ImageId=managed, TagSpecifications=tagged, **launch)
+
+    instance_arn = "arn:aws:ec2:{0}:{1}:instance/*".format(REGION, fleet.ACCOUNT_ID)
+    assert [code for code, _message in refused] == ["UnauthorizedOperation"] * 2
+    assert "ec2:RunInstances on resource: {0}".format(instance_arn) in refused[0][1]
+    assert "ec2:RunInstances on resource: arn:aws:ec2:{0}::image/{1}".format(REGION, unmanaged) in refused[1][1]
+    assert len(allowed["Instances"]) == 1
+
+
+def test_volume_restore_policy_creates_only_tagged_volumes_from_managed_snapshots(aws, tmp_path):
+    scenario = VolumeRestore(attach=False)
+    if not module_exists(scenario.feature):
+        pytest.skip("volume_restore is not in the collection")
+    options = scenario.seed(aws, tmp_path)
+    ec2 = aws.ec2(REGION)
+    [volume] = options["volume_ids"]
+    [managed] = [item["SnapshotId"] for item in own_snapshots(ec2).values() if fleet.tags_of(item).get("CreatedBy")]
+    unmanaged = snapshot(ec2, volume, {"VolumeId": volume})
+    as_user = user_client(aws, iam_user(aws, iam_actions.policy_document([scenario.feature])))
+    zone = options["availability_zone"]
+
+    with enforce_iam(aws.endpoint):
+        refused = []
+        for snapshot_id, tags in ((managed, {"A": "b"}), (unmanaged, RESTORE_TAGS)):
+            try:
+                as_user.create_volume(
+                    SnapshotId=snapshot_id, AvailabilityZone=zone, TagSpecifications=tag_specs("volume", tags)
+                )
+            except ClientError as exc:
+                refused.append((exc.response["Error"]["Code"], exc.response["Error"]["Message"]))
+        allowed = as_user.create_volume(
+            SnapshotId=managed, AvailabilityZone=zone, TagSpecifications=tag_specs("volume", RESTORE_TAGS)
+        )
+
+    assert [code for code, _message in refused] == ["UnauthorizedOperation"] * 2
+    assert (
+        "ec2:CreateVolume on resource: arn:aws:ec2:{0}:{1}:volume/*".format(REGION, fleet.ACCOUNT_ID) in refused[0][1]
+    )
+    assert "ec2:CreateVolume on resource: arn:aws:ec2:{0}::snapshot/{1}".format(REGION, unmanaged) in refused[1][1]
+    assert allowed["SnapshotId"] == managed

@@ -69,11 +69,8 @@ def through_proxy(aws, proxy, tmp_path):
     return ProxiedPlay(proxy, tmp_path)
 
 
-def task(module, name, check_mode=False, **options):
-    entry = {"name": name, "opsvault.aws_backup." + module: options, "ignore_errors": True}
-    if check_mode:
-        entry["check_mode"] = True
-    return entry
+def task(module, name, check_mode=None, **options):
+    return ansible_run.task(module, name, check_mode=check_mode, ignore_errors=True, **options)
 
 
 def stats_of(run, name):

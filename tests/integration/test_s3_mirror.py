@@ -19,7 +19,7 @@ MIB = s3h.MIB
 
 
 def mirror_task(name="mirror", **options):
-    return {"name": name, "opsvault.aws_backup.s3_mirror": dict({"bucket": BUCKET}, **options), "register": "result"}
+    return ansible_run.task("s3_mirror", name, **dict({"bucket": BUCKET}, **options))
 
 
 @pytest.fixture

@@ -8,17 +8,22 @@ or null means unset, while 0 and false are values that reach the module.
 import datetime
 import functools
 import json
+import os
 import re
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from ansible_collections.amazon.aws.plugins.doc_fragments import common as aws_common_fragment
 from ansible_collections.amazon.aws.plugins.doc_fragments import region as aws_region_fragment
+from ansible_collections.amazon.aws.plugins.module_utils import botocore as botocore_utils
 from ansible_collections.opsvault.aws_backup.plugins.doc_fragments import regional as regional_fragment
 
 from tests.harness import fleet
+from tests.harness import moto_server
 from tests.harness import s3 as s3h
 from tests.harness.ansible_run import ANSIBLE_PLAYBOOK
 from tests.harness.ansible_run import REPO
@@ -27,8 +32,6 @@ from tests.harness.ansible_run import run_playbook
 
 TODAY = datetime.datetime.now(datetime.timezone.utc).date()
 BUCKET = "survey-images"
-# The task region, and each result's ``invocation``: the arguments the module ran with, defaults included.
-RUN_ENV = {"AWS_REGION": "us-east-1", "ANSIBLE_INJECT_INVOCATION": "true"}
 
 # playbook: (module task, summary task, registered result, required variables)
 PLAYBOOKS = {
@@ -88,12 +91,21 @@ def shipped_tasks(playbook):
     return {task["name"]: task for task in play["tasks"]}
 
 
-def run_shipped(playbook, tmp_path, aws, extra_vars, check=False):
-    run = run_playbook(
-        "opsvault.aws_backup." + playbook, tmp_path, endpoint=aws.endpoint, extra_vars=extra_vars, check=check, env=RUN_ENV
-    )
-    assert run.rc == 0, run.stdout
-    return run, run.result(PLAYBOOKS[playbook][0])
+@pytest.fixture(autouse=True)
+def invocation(monkeypatch):
+    """Each task result carries ``invocation``: the arguments the module ran with, defaults included."""
+    monkeypatch.setenv("ANSIBLE_INJECT_INVOCATION", "true")
+
+
+@pytest.fixture
+def shipped(shipped_playbook):
+    """``shipped(playbook, extra_vars, check=False)``: the run and its module task's result."""
+
+    def run(playbook, extra_vars, check=False):
+        playbook_run, _stats = shipped_playbook(playbook, extra_vars, check=check)
+        return playbook_run, playbook_run.result(PLAYBOOKS[playbook][0])
+
+    return run
 
 
 def required_vars(playbook, tmp_path):
@@ -138,15 +150,15 @@ def test_playbook_header_documents_each_variable(playbook):
 
 
 @pytest.mark.parametrize("playbook", sorted(PLAYBOOKS))
-def test_unanswered_survey_questions_run_with_the_module_defaults(aws, tmp_path, playbook):
+def test_unanswered_survey_questions_run_with_the_module_defaults(aws, shipped, tmp_path, playbook):
     """Every optional variable sent as "" gives the module the same arguments as no variable at all."""
     if playbook == "s3_mirror":
         aws.client("s3").create_bucket(Bucket=BUCKET)
     required = required_vars(playbook, tmp_path)
-    _, unset = run_shipped(playbook, tmp_path, aws, required, check=True)
+    _, unset = shipped(playbook, required, check=True)
     unanswered = dict({variable: "" for variable in optional_variables(playbook)}, **required)
 
-    run, empty = run_shipped(playbook, tmp_path, aws, unanswered, check=True)
+    run, empty = shipped(playbook, unanswered, check=True)
 
     assert empty["invocation"]["module_args"] == unset["invocation"]["module_args"]
     for option, spec in module_options()[playbook].items():
@@ -158,7 +170,7 @@ def test_unanswered_survey_questions_run_with_the_module_defaults(aws, tmp_path,
     assert summary and summary == empty["msg"]
 
 
-def test_ami_purge_with_empty_keep_min_keep_last_and_as_of_keeps_the_newest_backup(aws, tmp_path):
+def test_ami_purge_with_empty_keep_min_keep_last_and_as_of_keeps_the_newest_backup(aws, shipped):
     """The report: ``{"ami_purge_keep_min": ""}`` failed with "keep_min must be at least 1, got 0"."""
     east = aws.ec2("us-east-1")
     [instance] = fleet.launch(east, {"Backup": ""})
@@ -172,7 +184,9 @@ def test_ami_purge_with_empty_keep_min_keep_last_and_as_of_keeps_the_newest_back
             NoReboot=True,
             TagSpecifications=[{"ResourceType": kind, "Tags": fleet.tag_list(tags)} for kind in ("image", "snapshot")],
         )["ImageId"]
-        fleet.set_image("us-east-1", image_id, created=datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=age))
+        fleet.set_image(
+            "us-east-1", image_id, created=datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=age)
+        )
         images[age] = image_id
     unanswered = {
         "ami_purge_regions": "",
@@ -183,7 +197,7 @@ def test_ami_purge_with_empty_keep_min_keep_last_and_as_of_keeps_the_newest_back
         "ami_purge_max_concurrency": "",
     }
 
-    run, result = run_shipped("ami_purge", tmp_path, aws, unanswered)
+    run, result = shipped("ami_purge", unanswered)
 
     assert result["regions"] == ["us-east-1"] and result["as_of"] == TODAY.isoformat()
     assert [item["image_id"] for item in result["deregistered"]] == [images[20]]
@@ -191,7 +205,7 @@ def test_ami_purge_with_empty_keep_min_keep_last_and_as_of_keeps_the_newest_back
     assert run.result("Summarise the purge")["msg"] == result["msg"]
 
 
-def test_s3_mirror_with_empty_max_concurrency_and_filters_mirrors_the_bucket(aws, tmp_path):
+def test_s3_mirror_with_empty_max_concurrency_and_filters_mirrors_the_bucket(aws, shipped, tmp_path):
     """The report: ``{"s3_mirror_max_concurrency": ""}`` failed like keep_min did."""
     s3 = aws.client("s3")
     s3.create_bucket(Bucket=BUCKET)
@@ -208,23 +222,25 @@ def test_s3_mirror_with_empty_max_concurrency_and_filters_mirrors_the_bucket(aws
         "s3_mirror_max_concurrency": "",
     }
 
-    run, result = run_shipped("s3_mirror", tmp_path, aws, extra_vars)
+    run, result = shipped("s3_mirror", extra_vars)
 
     assert result["counts"]["downloaded"] == 2
     assert s3h.local_files(dest) == {"img/a.jpg": b"a", "img/b.png": b"b"}
     assert run.result("Summarise the mirror")["msg"] == result["msg"]
 
 
-def test_zero_and_false_are_values_not_unanswered_questions(aws, tmp_path):
+def test_zero_and_false_are_values_not_unanswered_questions(aws, shipped, tmp_path):
     """``max_delete: 0`` must not become "no limit", nor ``fsync: false`` the default true."""
     s3 = aws.client("s3")
     s3.create_bucket(Bucket=BUCKET)
-    extra_vars = dict(required_vars("s3_mirror", tmp_path), s3_mirror_delete=True, s3_mirror_max_delete=0, s3_mirror_fsync=False)
-    _, mirror = run_shipped("s3_mirror", tmp_path, aws, extra_vars, check=True)
+    extra_vars = dict(
+        required_vars("s3_mirror", tmp_path), s3_mirror_delete=True, s3_mirror_max_delete=0, s3_mirror_fsync=False
+    )
+    _, mirror = shipped("s3_mirror", extra_vars, check=True)
     assert mirror["invocation"]["module_args"]["max_delete"] == "0"
     assert mirror["invocation"]["module_args"]["fsync"] is False
 
-    _, backup = run_shipped("ami_backup", tmp_path, aws, {"ami_backup_min_interval": 0, "ami_backup_wait": False}, check=True)
+    _, backup = shipped("ami_backup", {"ami_backup_min_interval": 0, "ami_backup_wait": False}, check=True)
     assert backup["invocation"]["module_args"]["min_interval"] == "0"
     assert backup["invocation"]["module_args"]["wait"] is False
 
@@ -239,8 +255,8 @@ def test_zero_and_false_are_values_not_unanswered_questions(aws, tmp_path):
         ("snapshot_purge", "eu-west-1, us-east-1"),
     ],
 )
-def test_regions_as_survey_text_reach_each_region(aws, tmp_path, playbook, regions):
-    _, result = run_shipped(playbook, tmp_path, aws, {"{0}_regions".format(playbook): regions}, check=True)
+def test_regions_as_survey_text_reach_each_region(shipped, playbook, regions):
+    _, result = shipped(playbook, {"{0}_regions".format(playbook): regions}, check=True)
     assert sorted(result["regions"]) == ["eu-west-1", "us-east-1"]
 
 
@@ -250,8 +266,92 @@ def test_s3_mirror_without_its_bucket_fails_naming_the_variable(aws, tmp_path):
         tmp_path,
         endpoint=aws.endpoint,
         extra_vars={"s3_mirror_dest": str(tmp_path / "mirror")},
-        env=RUN_ENV,
+        env={"AWS_REGION": "us-east-1"},
     )
     assert run.rc != 0
     failed = [task for task in run.tasks if task.get("failed")]
     assert failed and "s3_mirror_bucket" in failed[0]["msg"], run.stdout
+
+
+# What the README and the docs tell users to do, checked against what the collection does.
+
+
+def test_only_the_collection_group_of_module_defaults_reaches_its_modules(aws, tmp_path):
+    """group/opsvault.aws_backup.aws sets our modules and amazon.aws's; group/amazon.aws.aws only amazon.aws's."""
+
+    def play(group):
+        defaults = {"endpoint_url": aws.endpoint, "region": "eu-west-1"}
+        tasks = [
+            {"name": "amazon.aws module", "amazon.aws.aws_caller_info": {}},
+            {
+                "name": "collection module",
+                "opsvault.aws_backup.ami_purge": {},
+                "register": "result",
+                "check_mode": True,
+            },
+        ]
+        plays = [
+            {
+                "name": "defaults",
+                "hosts": "localhost",
+                "gather_facts": False,
+                "module_defaults": {group: defaults},
+                "tasks": tasks,
+            }
+        ]
+        # No endpoint and no region from the environment: only module_defaults can give them.
+        return run_playbook(plays, tmp_path, env={"AWS_REGION": "", "AWS_DEFAULT_REGION": ""})
+
+    ours = play("group/opsvault.aws_backup.aws")
+    assert ours.rc == 0, ours.stdout
+    assert ours.result("collection module")["regions"] == ["eu-west-1"]
+
+    theirs = play("group/amazon.aws.aws")
+    assert theirs.result("amazon.aws module").get("failed") is not True
+    missed = theirs.result("collection module")
+    assert missed.get("failed") is True and "group/opsvault.aws_backup.aws" in missed["msg"], missed
+
+
+def test_the_moto_server_of_the_readme_starts_answers_and_stops(tmp_path):
+    port = moto_server.free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.harness.moto_server", "--port", str(port)],
+        cwd=str(REPO),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout.readline().strip() == "moto listening on http://127.0.0.1:{0}".format(port)
+        ec2 = fleet.client("http://127.0.0.1:{0}".format(port), "ec2", "us-east-1")
+        assert "us-east-1" in [region["RegionName"] for region in ec2.describe_regions()["Regions"]]
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=30) is not None
+
+
+def test_boto3_minimum_is_amazon_aws_s_everywhere_it_is_stated():
+    minimum = botocore_utils.MINIMUM_BOTO3_VERSION
+    assert botocore_utils.MINIMUM_BOTOCORE_VERSION == minimum
+    stated = {
+        "requirements.txt": (REPO / "requirements.txt").read_text(),
+        "roles/backup_host/defaults/main.yml": (REPO / "roles/backup_host/defaults/main.yml").read_text(),
+        "roles/backup_host/meta/argument_specs.yml": (REPO / "roles/backup_host/meta/argument_specs.yml").read_text(),
+        "README.md": (REPO / "README.md").read_text(),
+    }
+    # "boto3>=X" in requirement specifiers, "`boto3` and `botocore` X or newer" in prose.
+    version = re.compile(r"\bboto(?:3|core)`?(?: and `botocore`)?\s*(?:>=\s*)?(\d+\.\d+\.\d+)")
+    for name, text in stated.items():
+        assert set(version.findall(text)) == {minimum}, name
+
+
+USER_FACING = ["README.md", "docs", "roles/backup_host", "playbooks"]
+
+
+def test_user_facing_text_describes_what_to_do_not_internal_reference_documents():
+    paths = [REPO / name for name in USER_FACING]
+    files = [path for top in paths for path in ([top] if top.is_file() else sorted(top.rglob("*"))) if path.is_file()]
+    assert files
+    for path in files:
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            assert not re.search(r"\bseed", line, re.I), "{0}:{1}: {2}".format(path.relative_to(REPO), number, line)

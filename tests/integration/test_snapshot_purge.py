@@ -6,22 +6,16 @@ import pytest
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.elastic_block_store import EBSBackend
 
+from tests.harness import ansible_run
 from tests.harness import aws_proxy
 from tests.harness import fleet
-from tests.harness.ansible_run import run_playbook
 
-MODULE = "opsvault.aws_backup.snapshot_purge"
 REGION = "us-east-1"
 MANAGED = {"CreatedBy": "opsvault.aws_backup"}
 
 
-def task(name, ignore_errors=False, check_mode=None, **params):
-    entry = {"name": name, MODULE: params}
-    if ignore_errors:
-        entry["ignore_errors"] = True
-    if check_mode is not None:
-        entry["check_mode"] = check_mode
-    return entry
+def task(name, ignore_errors=None, check_mode=None, **params):
+    return ansible_run.task("snapshot_purge", name, check_mode=check_mode, ignore_errors=ignore_errors, **params)
 
 
 def list_snapshots(name):
@@ -313,7 +307,7 @@ def test_a_refused_delete_is_reported_the_rest_is_done_and_the_task_fails(aws, p
 
 
 def test_shipped_playbook_previews_with_no_mutating_call_then_purges_with_one_describe_of_each_kind_per_region(
-    aws, counting_proxy, tmp_path
+    aws, shipped_playbook
 ):
     regions = ["us-east-1", "eu-west-1"]
     expired_ids, kept_ids = {}, {}
@@ -326,17 +320,7 @@ def test_shipped_playbook_previews_with_no_mutating_call_then_purges_with_one_de
     extra_vars = {"snapshot_purge_regions": regions, "snapshot_purge_as_of": "", "snapshot_purge_keep_min": ""}
 
     def run(check):
-        counting_proxy.reset()
-        playbook = run_playbook(
-            "opsvault.aws_backup.snapshot_purge",
-            tmp_path,
-            endpoint=counting_proxy.endpoint,
-            extra_vars=extra_vars,
-            check=check,
-            env={"AWS_REGION": "us-east-1"},
-        )
-        assert playbook.rc == 0, playbook.stdout
-        return playbook, counting_proxy.stats()
+        return shipped_playbook("snapshot_purge", extra_vars, check)
 
     preview, preview_stats = run(check=True)
     assert preview_stats["mutating"] == 0

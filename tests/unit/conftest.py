@@ -16,9 +16,9 @@ def module_options():
 
 
 @pytest.fixture
-def stubbed():
-    """``stubbed(service="ec2", region="eu-west-1")``: ``(client, stubber)``; every stubber is checked
-    for responses left unused when the test ends."""
+def stub_client():
+    """``stub_client(service="ec2", region="eu-west-1")``: ``(client, stubber)``; every stubber is
+    checked for responses left unused when the test ends."""
     stubbers = []
 
     def make(service="ec2", region="eu-west-1"):

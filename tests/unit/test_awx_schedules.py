@@ -8,10 +8,14 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 
 
+WEEKDAYS = {"SU": 0, "MO": 1, "TU": 2, "WE": 3, "TH": 4, "FR": 5, "SA": 6}
+
+
 def cron_from_rrule(rrule):
-    start = re.match(r"DTSTART:\d{8}T(\d\d)(\d\d)00Z RRULE:FREQ=DAILY;INTERVAL=1$", rrule)
+    start = re.match(r"DTSTART:\d{8}T(\d\d)(\d\d)00Z RRULE:FREQ=(DAILY;INTERVAL=1|WEEKLY;BYDAY=(\w\w))$", rrule)
     assert start, rrule
-    return "{0} {1} * * *".format(int(start.group(2)), int(start.group(1)))
+    weekday = "*" if start.group(4) is None else WEEKDAYS[start.group(4)]
+    return "{0} {1} * * {2}".format(int(start.group(2)), int(start.group(1)), weekday)
 
 
 def test_awx_schedules_match_the_cron_defaults():
@@ -23,6 +27,7 @@ def test_awx_schedules_match_the_cron_defaults():
         "AMI purge": "ami_purge",
         "EBS snapshots": "ebs_snapshot",
         "Snapshot purge": "snapshot_purge",
+        "Restore drill (weekly)": "restore_drill",
         "S3 mirror (on the backup host)": "s3_mirror",
     }
     rows = re.findall(r"^\| ([^|]+) \| `([^`]+)` \| `([^`]+)` \|$", (REPO / "docs/awx.md").read_text(), re.M)

@@ -160,6 +160,33 @@ def test_unknown_settings_are_refused():
         aws_proxy.ProxyConfig().update({"bucket_scope": "account"})
 
 
+def test_timeline_counts_requests_per_second_by_action_and_marks_the_phases():
+    clock = FakeClock()
+    counters = aws_proxy.Counters(clock=clock)
+    for offset, action, outcome in [
+        (0.0, "DescribeInstances", "ok"),
+        (0.4, "DescribeImages", "ok"),
+        (1.2, "CreateImage", "ok"),
+        (1.3, "CreateImage", "throttled"),
+        (1.9, "CreateImage", "ok"),
+        (3.5, "DescribeImages", "ok"),
+    ]:
+        clock.now = 100.0 + offset
+        counters.add("ec2", "us-east-1", action, outcome)
+
+    timeline = counters.snapshot()["timeline"]
+    assert timeline["per_second"] == [
+        [0, {"ec2:DescribeImages": 1, "ec2:DescribeInstances": 1}],
+        [1, {"ec2:CreateImage": 2, "throttled": 1}],
+        [3, {"ec2:DescribeImages": 1}],
+    ]
+    assert timeline["first"]["mutating"] == pytest.approx(1.2)
+    assert timeline["last"]["mutating"] == pytest.approx(1.9)
+    assert timeline["first"]["ec2:DescribeImages"] == pytest.approx(0.4)
+    assert timeline["last"]["any"] == pytest.approx(3.5)
+    assert timeline["started"] is not None
+
+
 # ---------------------------------------------------------------- through the proxy, against moto
 
 

@@ -28,9 +28,9 @@ class CountingJob(RegionalJob):
             raise denied("DescribeThings")
         return ["{0}-{1}".format(region, number) for number in range(self.options["per_region"])]
 
-    def plan_region(self, region, things):
-        todo = [{"resource": thing, "region": region} for thing in things if not thing.endswith("-0")]
-        skipped = [{"resource": thing, "region": region, "reason": "the first one"} for thing in things[:1]]
+    def plan_region(self, region, described):
+        todo = [{"resource": thing, "region": region} for thing in described if not thing.endswith("-0")]
+        skipped = [{"resource": thing, "region": region, "reason": "the first one"} for thing in described[:1]]
         return plan(todo=todo, skipped=skipped, warnings=["{0}: a warning".format(region)])
 
     def apply(self, item):

@@ -4,13 +4,13 @@ whole-run failures raise MirrorError; the report speaks the collection's result 
 import datetime
 import os
 
-import boto3
 import pytest
-from botocore.stub import Stubber
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import s3_index as index
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import MirrorError
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_transfer import Mirror
+from ansible_collections.opsvault.aws_backup.plugins.modules import s3_mirror
+from tests.harness.module_options import options_of
 
 WHEN = datetime.datetime(2026, 11, 23, 1, 0, tzinfo=datetime.timezone.utc)
 REGION = "eu-west-1"
@@ -21,30 +21,15 @@ def item(key, size=3, etag='"e"'):
 
 
 def options(dest, **changes):
-    return dict(
-        dict(
-            bucket="b",
-            prefix="",
-            dest=str(dest),
-            include=[],
-            exclude=[],
-            delete=True,
-            max_delete=None,
-            max_concurrency=4,
-            multipart_threshold=8 * 1024 * 1024,
-            fsync=False,
-            report_limit=100,
-        ),
-        **changes
-    )
+    params = dict(bucket="b", dest=str(dest), delete=True, max_concurrency=4, fsync=False)
+    return options_of(s3_mirror, **dict(params, **changes))
 
 
 @pytest.fixture
-def stubbed():
-    client = boto3.client("s3", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
-    with Stubber(client) as stubber:
+def stubbed(stub_client):
+    client, stubber = stub_client("s3", REGION)
+    with stubber:
         yield client, stubber
-        stubber.assert_no_pending_responses()
 
 
 def one_page(stubber, keys):

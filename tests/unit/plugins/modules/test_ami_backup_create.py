@@ -41,8 +41,8 @@ def expect_duplicate(stubber, owner_instance):
     )
 
 
-def test_create_image_sends_tags_for_image_and_snapshots_in_one_call(stubbed):
-    client, stubber = stubbed("ec2", "us-east-1")
+def test_create_image_sends_tags_for_image_and_snapshots_in_one_call(stub_client):
+    client, stubber = stub_client("ec2", "us-east-1")
     stubber.add_response(
         "create_image",
         {"ImageId": "ami-0new"},
@@ -62,16 +62,16 @@ def test_create_image_sends_tags_for_image_and_snapshots_in_one_call(stubbed):
     assert (image["image_id"], image["state"]) == ("ami-0new", "pending")
 
 
-def test_duplicate_name_from_our_own_retry_counts_as_done(stubbed):
-    client, stubber = stubbed("ec2", "us-east-1")
+def test_duplicate_name_from_our_own_retry_counts_as_done(stub_client):
+    client, stubber = stub_client("ec2", "us-east-1")
     expect_duplicate(stubber, "i-0aaa")
     with stubber:
         image = create_image(client)
     assert (image["image_id"], image["state"], image["instance_id"]) == ("ami-0first", "pending", "i-0aaa")
 
 
-def test_duplicate_name_of_another_instance_is_an_error(stubbed):
-    client, stubber = stubbed("ec2", "us-east-1")
+def test_duplicate_name_of_another_instance_is_an_error(stub_client):
+    client, stubber = stub_client("ec2", "us-east-1")
     expect_duplicate(stubber, "i-0other")
     with stubber:
         with pytest.raises(ClientError, match="InvalidAMIName.Duplicate"):

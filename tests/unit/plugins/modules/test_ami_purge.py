@@ -8,15 +8,17 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils.fanout import 
 from ansible_collections.opsvault.aws_backup.plugins.modules import ami_purge
 from tests.harness.module_options import StandInModule
 from tests.harness.module_options import options_of
+from tests.harness.module_options import params_of
 
 
 def job(clients, check_mode=False, **params):
-    module = StandInModule(check_mode=check_mode)
-    return ami_purge.AmiPurge(module, options_of(ami_purge, check_mode, **params), sorted(clients), clients)
+    module = StandInModule(params_of(ami_purge, **params), check_mode)
+    options = ami_purge.parse_options(module.params, check_mode)
+    return ami_purge.AmiPurge(module, options, sorted(clients), clients)
 
 
-def test_describe_region_follows_next_token(stubbed):
-    client, stubber = stubbed()
+def test_describe_region_follows_next_token(stub_client):
+    client, stubber = stub_client()
     stubber.add_response(
         "describe_images",
         {"Images": [{"ImageId": "ami-1"}], "NextToken": "page-2"},
@@ -43,8 +45,8 @@ def test_batches_double_from_one_up_to_the_largest():
     assert batches_doubling([], 100) == []
 
 
-def test_snapshot_owners_describes_only_planned_snapshots_a_batch_at_a_time_when_first_needed(stubbed):
-    client, stubber = stubbed()
+def test_snapshot_owners_describes_only_planned_snapshots_a_batch_at_a_time_when_first_needed(stub_client):
+    client, stubber = stub_client()
     planned = ["snap-{0:03d}".format(number) for number in range(10)]
     owners = SnapshotOwners(client, planned, "111122223333")
     assert owners.batches == [planned[:1], planned[1:3], planned[3:7], planned[7:]]
@@ -92,9 +94,9 @@ def snapshot(snapshot_id, *image_ids):
     }
 
 
-def test_each_snapshot_goes_right_after_its_last_ami_and_never_after_a_failed_deregister_or_when_foreign(stubbed):
-    deregister_client, deregister_stubber = stubbed()
-    delete_client, delete_stubber = stubbed()
+def test_each_snapshot_goes_right_after_its_last_ami_and_never_after_a_failed_deregister_or_when_foreign(stub_client):
+    deregister_client, deregister_stubber = stub_client()
+    delete_client, delete_stubber = stub_client()
     deregister_stubber.add_response("deregister_image", {}, {"ImageId": "ami-ok"})
     deregister_stubber.add_response(
         "describe_snapshots",

@@ -4,10 +4,8 @@ the purge's mutating calls per action, and the create retries that must never ta
 
 import datetime
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from botocore.stub import Stubber
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import clients
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import ebs
@@ -20,11 +18,10 @@ MANAGED_FILTER = [{"Name": "tag:CreatedBy", "Values": ["opsvault.aws_backup"]}]
 
 
 @pytest.fixture
-def stubbed():
-    client = boto3.client("ec2", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-    with Stubber(client) as stubber:
+def stubbed(stub_client):
+    client, stubber = stub_client("ec2", "us-east-1")
+    with stubber:
         yield client, stubber
-        stubber.assert_no_pending_responses()
 
 
 def snapshot(snapshot_id, volume_id, state="completed", **tags):

@@ -1,0 +1,127 @@
+"""The restore_drill playbook (and role) through real ansible-playbook runs against moto."""
+
+import datetime
+import json
+
+from moto.ec2.models.instances import Instance
+
+from tests.harness import fleet
+from tests.harness.ansible_run import run_playbook
+from tests.integration.test_instance_restore import backup
+
+REGION = "us-east-1"
+TODAY = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+LIVE = ["pending", "running", "stopping", "stopped", "shutting-down"]
+
+
+def drill(aws, tmp_path, **variables):
+    return run_playbook(
+        "opsvault.aws_backup.restore_drill",
+        tmp_path,
+        endpoint=aws.endpoint,
+        extra_vars=dict({"restore_drill_report_path": str(tmp_path / "drill")}, **variables),
+        env={"AWS_REGION": REGION},
+    )
+
+
+def leftovers(ec2):
+    """What any drill made that still exists: instances, volumes, interfaces, groups, subnets and VPCs."""
+    tagged = [{"Name": "tag-key", "Values": ["RestoreDrill"]}]
+    instances = [
+        instance["InstanceId"]
+        for reservation in ec2.describe_instances(Filters=tagged + [{"Name": "instance-state-name", "Values": LIVE}])[
+            "Reservations"
+        ]
+        for instance in reservation["Instances"]
+    ]
+    vpcs = [vpc["VpcId"] for vpc in ec2.describe_vpcs(Filters=tagged)["Vpcs"]]
+    interfaces = ec2.describe_network_interfaces(Filters=[{"Name": "vpc-id", "Values": vpcs}])["NetworkInterfaces"]
+    return {
+        "instances": instances,
+        "volumes": [volume["VolumeId"] for volume in ec2.describe_volumes(Filters=tagged)["Volumes"]],
+        "interfaces": [interface["NetworkInterfaceId"] for interface in interfaces] if vpcs else [],
+        "groups": [group["GroupId"] for group in ec2.describe_security_groups(Filters=tagged)["SecurityGroups"]],
+        "subnets": [subnet["SubnetId"] for subnet in ec2.describe_subnets(Filters=tagged)["Subnets"]],
+        "vpcs": vpcs,
+    }
+
+
+NOTHING = {"instances": [], "volumes": [], "interfaces": [], "groups": [], "subnets": [], "vpcs": []}
+
+
+def interrupted_drill(ec2, image_id):
+    """What a drill killed between launch and cleanup leaves: its network and a running restored instance."""
+    tags = [{"Key": "RestoreDrill", "Value": "20260101T000000Z"}]
+    vpc = ec2.create_vpc(CidrBlock="10.254.0.0/24", TagSpecifications=[{"ResourceType": "vpc", "Tags": tags}])
+    vpc_id = vpc["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(
+        VpcId=vpc_id, CidrBlock="10.254.0.0/24", TagSpecifications=[{"ResourceType": "subnet", "Tags": tags}]
+    )["Subnet"]["SubnetId"]
+    ec2.create_security_group(
+        GroupName="old-drill",
+        Description="old",
+        VpcId=vpc_id,
+        TagSpecifications=[{"ResourceType": "security-group", "Tags": tags}],
+    )
+    ec2.run_instances(
+        ImageId=image_id,
+        MinCount=1,
+        MaxCount=1,
+        SubnetId=subnet,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": tags}, {"ResourceType": "volume", "Tags": tags}],
+    )
+
+
+def test_a_drill_of_two_instances_passes_tags_the_backups_reports_and_leaves_nothing_also_after_an_interrupted_one(
+    aws, tmp_path
+):
+    ec2 = aws.ec2(REGION)
+    [web] = fleet.launch(ec2, {"Backup": "", "Name": "web"})
+    [db] = fleet.launch(ec2, {"Backup": "", "Name": "db"})
+    web_image, db_image = backup(ec2, web, 1), backup(ec2, db, 1)
+    interrupted_drill(ec2, web_image)
+    assert leftovers(ec2)["instances"]
+
+    run = drill(aws, tmp_path)
+
+    assert run.rc == 0, run.stdout[-3000:]
+    assert leftovers(ec2) == NOTHING
+    report = json.loads((tmp_path / "drill.json").read_text())
+    assert (int(report["passed"]), int(report["failed"])) == (2, 0)
+    assert {item["source"]: item["backup"] for item in report["items"]} == {web: web_image, db: db_image}
+    assert all(item["recovery_seconds"] is not None for item in report["items"])
+    markdown = (tmp_path / "drill.md").read_text()
+    assert "2 passed, 0 failed" in markdown and web in markdown and db_image in markdown
+    for image_id in (web_image, db_image):
+        [image] = ec2.describe_images(ImageIds=[image_id])["Images"]
+        assert fleet.tags_of(image)["LastRestoreTest"] == TODAY + ":passed"
+
+
+def test_a_failing_check_fails_the_job_tags_the_backup_failed_and_still_cleans_up(aws, tmp_path, monkeypatch):
+    ec2 = aws.ec2(REGION)
+    [web] = fleet.launch(ec2, {"Backup": "", "Name": "web"})
+    [broken] = fleet.launch(ec2, {"Backup": "", "Name": "broken"})
+    [none] = fleet.launch(ec2, {"Backup": ""})
+    web_image, broken_image = backup(ec2, web, 1), backup(ec2, broken, 1)
+    healthy = Instance.instance_status
+
+    def impaired(self):
+        if self.image_id == broken_image:
+            return {"Status": "impaired", "Details": [{"Name": "reachability", "Status": "failed"}]}
+        return healthy.fget(self)
+
+    monkeypatch.setattr(Instance, "instance_status", property(impaired))
+
+    run = drill(aws, tmp_path, restore_drill_wait_timeout=1)
+
+    assert run.rc != 0
+    assert leftovers(ec2) == NOTHING
+    report = json.loads((tmp_path / "drill.json").read_text())
+    results = {item["source"]: item for item in report["items"]}
+    assert {source: item["passed"] for source, item in results.items()} == {web: True, broken: False, none: False}
+    assert "did not pass its status checks" in results[broken]["reason"]
+    assert results[none]["reason"] == "no managed AMI of {0}".format(none)
+    tags = {image["ImageId"]: fleet.tags_of(image).get("LastRestoreTest") for image in fleet.images(ec2).values()}
+    assert tags[web_image] == TODAY + ":passed" and tags[broken_image] == TODAY + ":failed"
+    failure = run.role_result("Fail when a drill item failed")
+    assert broken in failure["msg"] and none in failure["msg"]
