@@ -27,6 +27,9 @@ options:
       - V(snapshot_purge) with C(action), V(delete) (default), V(archive) and/or V(report);
         C(stale), V(none), V(volume_gone) or V(unattached); C(adopt_legacy).
       - V(s3_mirror) with C(bucket) (required) and C(prefix).
+      - V(accounts), the backup host's own calls over the P(opsvault.aws_backup.accounts#inventory) inventory,
+        C(sts:AssumeRole) on the member roles named C(role_name) (default V(OpsvaultBackup)) and the
+        AWS Organizations listing of C(organization) (bool, default true) and C(organizational_units) (bool).
     type: list
     elements: raw
     required: true

@@ -2,19 +2,24 @@
 # Copyright: Contributors to the opsvault.aws_backup project
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""AWS clients: one boto3 session per module run, botocore's retry config, paginated lists, the account id."""
+"""AWS clients: one boto3 session per module run (in an assumed role when asked), botocore's retry config,
+paginated lists, the account id."""
 
+import functools
 import weakref
 
 try:
     import boto3
     import botocore.config
+    import botocore.credentials
     import botocore.session
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 except ImportError:
     pass  # AnsibleAWSModule reports the missing SDK
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import get_aws_connection_info
+
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.options import assume_role
 
 # Enough attempts for adaptive mode to ride out a burst of RequestLimitExceeded.
 MAX_ATTEMPTS = 12
@@ -38,6 +43,71 @@ def _keep_text(timestamp):
 
 
 _SESSIONS = weakref.WeakKeyDictionary()
+_CREDENTIAL_KEYS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+
+
+class _GivenCredentials:
+    """A credential provider (what botocore's CredentialResolver asks) answering with given credentials."""
+
+    METHOD = "assume-role"
+
+    def __init__(self, credentials):
+        self._credentials = credentials
+
+    def load(self):
+        return self._credentials
+
+
+def assumed_role_credentials(role, source_session, client_kwargs):
+    """Credentials of ``role`` (``options.assume_role``) that renew themselves before they expire.
+
+    botocore's ``AssumeRoleCredentialFetcher`` calls sts:AssumeRole with the source credentials;
+    ``RefreshableCredentials`` calls it again within 15 minutes of expiry, so a run longer than
+    the one-hour limit of a chained role session keeps working.  The first AssumeRole is made
+    here, so a role that cannot be assumed fails before any other call.
+    """
+    source = source_session.get_credentials()
+    if source is None:
+        raise NoCredentialsError()
+    extra_args = {"RoleSessionName": role["session_name"]}
+    if role["external_id"]:
+        extra_args["ExternalId"] = role["external_id"]
+    fetcher = botocore.credentials.AssumeRoleCredentialFetcher(
+        client_creator=functools.partial(source_session.client, **client_kwargs),
+        source_credentials=source,
+        role_arn=role["role_arn"],
+        extra_args=extra_args,
+    )
+    return botocore.credentials.RefreshableCredentials.create_from_metadata(
+        metadata=fetcher.fetch_credentials(), refresh_using=fetcher.fetch_credentials, method="assume-role"
+    )
+
+
+def _assumed(module, profile_name, region, endpoint_url, connect_kwargs):
+    """The module's assumed-role credentials (made once per module run), or None without a role."""
+    try:
+        role = assume_role(module.params)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    if role is None:
+        return None
+    sessions = _SESSIONS.setdefault(module, {})
+    if "credentials" not in sessions:
+        source = boto3.session.Session(
+            profile_name=profile_name,
+            **{key: connect_kwargs[key] for key in _CREDENTIAL_KEYS if connect_kwargs.get(key)}
+        )
+        sts_kwargs = dict(region_name=region or "us-east-1", endpoint_url=endpoint_url, config=client_config(1))
+        if "verify" in connect_kwargs:
+            sts_kwargs["verify"] = connect_kwargs["verify"]
+        try:
+            sessions["credentials"] = assumed_role_credentials(role, source, sts_kwargs)
+        except (BotoCoreError, ClientError) as exc:
+            message = "Could not assume role {0}".format(role["role_arn"])
+            if role["external_id"]:
+                message += " with external_id {0!r}".format(role["external_id"])
+            module.fail_json_aws(exc, msg=message)
+    return sessions["credentials"]
 
 
 def shared_session(module, text_timestamps=False):
@@ -52,11 +122,19 @@ def shared_session(module, text_timestamps=False):
     """
     sessions = _SESSIONS.setdefault(module, {})
     if text_timestamps not in sessions:
-        _region, endpoint_url, connect_kwargs = get_aws_connection_info(module)
+        region, endpoint_url, connect_kwargs = get_aws_connection_info(module)
         profile_name = connect_kwargs.pop("profile_name", None)
         core = botocore.session.Session()
         if text_timestamps:
             core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_keep_text)
+        assumed = _assumed(module, profile_name, region, endpoint_url, connect_kwargs)
+        if assumed is not None:
+            # Every client of this session signs with the role's credentials, renewed as they expire.
+            core.register_component(
+                "credential_provider", botocore.credentials.CredentialResolver([_GivenCredentials(assumed)])
+            )
+            connect_kwargs = {key: value for key, value in connect_kwargs.items() if key not in _CREDENTIAL_KEYS}
+            profile_name = None
         session = boto3.session.Session(profile_name=profile_name, botocore_session=core)
         sessions[text_timestamps] = (session, endpoint_url, connect_kwargs)
     return sessions[text_timestamps]

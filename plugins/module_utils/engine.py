@@ -35,10 +35,15 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import
 
 
 def aws_module(argument_spec, parse_options):
-    """``(module, options)``: the AnsibleAWSModule, and its options as ``parse_options(params, check_mode)``
-    reads them; a ValueError (naming the option and the value) fails the task before any call."""
-    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    """``(module, options)``: the AnsibleAWSModule with the role options (assume_role_arn, external_id,
+    role_session_name), and its options as ``parse_options(params, check_mode)`` reads them; a
+    ValueError (naming the option and the value) fails the task before any call."""
+    module = AnsibleAWSModule(
+        argument_spec=shared_options.argument_spec(shared_options.ASSUME_ROLE, **argument_spec),
+        supports_check_mode=True,
+    )
     try:
+        shared_options.assume_role(module.params)
         parsed = parse_options(module.params, module.check_mode)
     except ValueError as exc:
         module.fail_json(msg=str(exc))

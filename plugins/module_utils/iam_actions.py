@@ -176,6 +176,30 @@ def _s3_mirror(options, partition):
     ]
 
 
+def _accounts(options, partition):
+    """The backup host's own calls over the accounts inventory: listing the organisation, assuming the member roles."""
+    role_name = options.get("role_name") or "OpsvaultBackup"
+    if not isinstance(role_name, str) or "*" in role_name or ":" in role_name:
+        raise FeatureError("accounts role_name must be a plain role name (no wildcard), got {0!r}".format(role_name))
+    grants = [
+        Grant("AssumeMemberRoles", ("sts:AssumeRole",), ("arn:{0}:iam::*:role/{1}".format(partition, role_name),), None)
+    ]
+    listing = []
+    if _bool(options.get("organization", True), "organization"):
+        listing.append("organizations:ListAccounts")
+    if _bool(options.get("organizational_units", False), "organizational_units"):
+        listing.extend(
+            (
+                "organizations:DescribeOrganizationalUnit",
+                "organizations:ListAccountsForParent",
+                "organizations:ListOrganizationalUnitsForParent",
+            )
+        )
+    if listing:
+        grants.append(Grant("ListOrganization", tuple(listing), ("*",), None))
+    return grants
+
+
 def _s3_restore(options, partition):
     bucket = options.get("bucket")
     if not bucket or not isinstance(bucket, str) or "/" in bucket or "*" in bucket:
@@ -256,6 +280,7 @@ FEATURES = {
     "ebs_snapshot": (_ebs_snapshot, ("mode",)),
     "snapshot_purge": (_snapshot_purge, ("action", "stale", "adopt_legacy", "stale_include_unmanaged")),
     "s3_mirror": (_s3_mirror, ("bucket", "prefix")),
+    "accounts": (_accounts, ("role_name", "organization", "organizational_units")),
     "instance_restore": (_instance_restore, ("wait", "iam_instance_profile")),
     "volume_restore": (_volume_restore, ("attach",)),
     "s3_restore": (_s3_restore, ("bucket", "prefix", "delete")),

@@ -54,6 +54,7 @@ notes:
     covers the multipart upload calls), and C(s3:DeleteObject) with O(delete=true).
   - Supports check mode, which lists and compares but uploads and deletes nothing.
 extends_documentation_fragment:
+  - opsvault.aws_backup.regional.assume_role
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3

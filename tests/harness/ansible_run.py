@@ -57,6 +57,16 @@ class PlaybookRun:
             raise AssertionError("no task named {0!r}; tasks: {1}".format(name, [short_name(t) for t in self.tasks]))
         return matches[-1]
 
+    def by_host(self, name):
+        """``{host: result}`` of the task with this name, on every host it ran on."""
+        return {
+            host: result
+            for play in self.output["plays"]
+            for task in play["tasks"]
+            if task["task"]["name"] == name
+            for host, result in task["hosts"].items()
+        }
+
     def changed_tasks(self):
         """The names (without a role prefix) of the tasks that reported a change."""
         return [short_name(task) for task in self.tasks if task.get("changed")]
@@ -89,13 +99,16 @@ def environment(endpoint=None, extra=None):
     return env
 
 
-def run_playbook(playbook, workdir, endpoint=None, extra_vars=None, check=False, env=None, timeout=600):
-    """Run a playbook (a path, an FQCN, or a list of plays to write out) and return a PlaybookRun."""
+def run_playbook(
+    playbook, workdir, endpoint=None, extra_vars=None, check=False, env=None, timeout=600, inventory=None, options=()
+):
+    """Run a playbook (a path, an FQCN, or a list of plays to write out) and return a PlaybookRun;
+    ``inventory`` is an inventory source, ``options`` more ansible-playbook arguments (``["-f", "10"]``)."""
     if isinstance(playbook, list):
         path = Path(workdir) / "playbook-{0}.yml".format(len(list(Path(workdir).glob("playbook-*.yml"))))
         path.write_text(yaml.safe_dump(playbook, sort_keys=False))
         playbook = str(path)
-    command = [ANSIBLE_PLAYBOOK, playbook]
+    command = [ANSIBLE_PLAYBOOK, playbook] + (["-i", str(inventory)] if inventory else []) + list(options)
     if extra_vars:
         command += ["-e", json.dumps(extra_vars)]
     if check:

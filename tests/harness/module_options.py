@@ -32,7 +32,7 @@ class StandInModule:
 
 def params_of(module, **overrides):
     """The params Ansible would pass: every option of the module's spec at its default, then ``overrides``."""
-    spec = shared_options.argument_spec(shared_options.REGIONAL, **module.ARGUMENT_SPEC)
+    spec = shared_options.argument_spec(shared_options.REGIONAL, shared_options.ASSUME_ROLE, **module.ARGUMENT_SPEC)
     params = {name: option.get("default") for name, option in spec.items()}
     unknown = sorted(set(overrides) - set(params))
     if unknown:

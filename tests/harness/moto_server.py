@@ -17,6 +17,8 @@ check what AWS does and the modules never carry a moto workaround:
   or volume (``tests/harness/moto_client_token.py``).
 * CompleteMultipartUpload honours ``If-Match``, as S3 documents
   (``tests/harness/moto_s3_conditional.py``).
+* sts:AssumeRole refuses a role that does not exist, a trust policy that does not allow the caller and
+  a wrong external id, with ``AccessDenied`` (``tests/harness/moto_sts.py``).
 * DescribeSnapshots honours ``RestorableByUserIds`` (``all`` lists the public snapshots):
   ``moto_snapshot_permissions.py``.
   https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeSnapshots.html
@@ -45,6 +47,7 @@ from tests.harness import moto_client_token  # noqa: E402
 from tests.harness import moto_ec2_describe  # noqa: E402
 from tests.harness import moto_s3_conditional  # noqa: E402
 from tests.harness import moto_snapshot_permissions  # noqa: E402
+from tests.harness import moto_sts  # noqa: E402
 
 ACCOUNT_ID = "123456789012"
 CREATE_IMAGE_REQUESTS = []
@@ -88,6 +91,7 @@ def apply_conformance_patches():
 
     AmiBackend.create_image = create_image
     AmisResponse.create_image = record_create_image
+    moto_sts.apply()
     moto_ec2_describe.apply()
     moto_client_token.apply()
     moto_s3_conditional.apply()

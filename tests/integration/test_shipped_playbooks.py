@@ -20,6 +20,7 @@ import yaml
 from ansible_collections.amazon.aws.plugins.doc_fragments import common as aws_common_fragment
 from ansible_collections.amazon.aws.plugins.doc_fragments import region as aws_region_fragment
 from ansible_collections.amazon.aws.plugins.module_utils import botocore as botocore_utils
+from ansible_collections.opsvault.aws_backup.plugins.doc_fragments import regional as regional_fragment
 
 from tests.harness import fleet
 from tests.harness import moto_server
@@ -47,11 +48,16 @@ PLAYBOOKS = {
 }
 EC2_PLAYBOOKS = ["ami_backup", "ami_purge", "ebs_snapshot", "snapshot_purge"]
 
-# The connection options amazon.aws's fragments add to every module: they come from the
-# environment (or an AWX credential), not from playbook variables.
-CONNECTION_OPTIONS = set(yaml.safe_load(aws_common_fragment.ModuleDocFragment.MODULES)["options"]) | set(
-    yaml.safe_load(aws_region_fragment.ModuleDocFragment.MODULES)["options"]
+# The connection options amazon.aws's fragments add to every module, and the role to assume: they come
+# from the environment (or an AWX credential) and the host, not from playbook variables.
+CONNECTION_OPTIONS = (
+    set(yaml.safe_load(aws_common_fragment.ModuleDocFragment.MODULES)["options"])
+    | set(yaml.safe_load(aws_region_fragment.ModuleDocFragment.MODULES)["options"])
+    | set(yaml.safe_load(regional_fragment.ModuleDocFragment.ASSUME_ROLE)["options"])
 )
+# Over the accounts inventory these playbooks take the region, role and external id from each host.
+HOST_OPTIONS = {"region": "aws_region", "assume_role_arn": "aws_role_arn", "external_id": "aws_external_id"}
+ACCOUNT_PLAYBOOKS = ("ami_backup", "ami_purge")
 
 
 @functools.lru_cache(maxsize=None)
@@ -112,7 +118,10 @@ def required_vars(playbook, tmp_path):
 def test_each_module_option_is_passed_from_its_variable_and_the_module_owns_the_default(playbook):
     module_task, summary_task, result, required = PLAYBOOKS[playbook]
     tasks = shipped_tasks(playbook)
-    args = tasks[module_task]["opsvault.aws_backup." + playbook]
+    args = dict(tasks[module_task]["opsvault.aws_backup." + playbook])
+    if playbook in ACCOUNT_PLAYBOOKS:
+        host_args = {option: args.pop(option, None) for option in HOST_OPTIONS}
+        assert host_args == {o: "{{{{ {0} | default(omit, true) }}}}".format(v) for o, v in HOST_OPTIONS.items()}
 
     assert sorted(args) == sorted(module_options()[playbook])
     for option, value in args.items():

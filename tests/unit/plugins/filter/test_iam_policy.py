@@ -202,7 +202,7 @@ def test_the_same_action_listed_by_two_features_appears_once():
 @pytest.mark.parametrize(
     "features, message",
     [
-        (["ami_backupp"], "unknown feature 'ami_backupp'; features: ami_backup, ami_purge"),
+        (["ami_backupp"], "unknown feature 'ami_backupp'; features: accounts, ami_backup, ami_purge"),
         ([{"name": "ami_backup", "reboot": True}], "unknown option(s) reboot for feature ami_backup; options: none"),
         (["s3_mirror"], "s3_mirror needs its bucket name"),
         ([{"name": "s3_mirror", "bucket": "b*"}], "s3_mirror needs its bucket name"),

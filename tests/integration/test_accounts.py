@@ -1,0 +1,435 @@
+"""Many accounts and regions: the accounts inventory against moto's Organizations, and the shipped
+playbooks over it, each host assuming its account's role (moto's AssumeRole as strict as AWS's)."""
+
+import json
+import subprocess
+
+import boto3
+import botocore.exceptions
+import pytest
+import yaml
+
+from moto.backends import get_backend
+
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import iam_actions
+from tests.harness import ansible_run
+from tests.harness import fleet
+from tests.harness import organization
+from tests.harness.iam_enforcement import enforce_iam
+from tests.harness.moto_server import ACCOUNT_ID
+
+REGIONS = ["eu-west-1", "us-east-1", "ap-southeast-2"]
+BACKUP_TASK = "Create AMIs of the tagged instances"
+
+
+@pytest.fixture
+def org(aws):
+    """The management account (123456789012), ``prod`` (in OU Workloads, sub-OU Web) and ``old`` (suspended)."""
+    org = organization.Organization(aws.endpoint, {"prod": "ACTIVE", "old": "SUSPENDED"}, ous={"Workloads": ["prod"]})
+    web = org.client.create_organizational_unit(ParentId=org.ous["Workloads"], Name="Web")["OrganizationalUnit"]["Id"]
+    org.client.move_account(
+        AccountId=org.accounts["prod"], SourceParentId=org.ous["Workloads"], DestinationParentId=web
+    )
+    org.ous["Web"] = web
+    org.accounts["management"] = ACCOUNT_ID
+    return org
+
+
+def write_inventory(tmp_path, endpoint, name="org.accounts.yml", **config):
+    path = tmp_path / name
+    config = dict({"plugin": "opsvault.aws_backup.accounts", "endpoint_url": endpoint, "region": "us-east-1"}, **config)
+    path.write_text(json.dumps(config))
+    return path
+
+
+def plain(value):
+    """ansible-inventory's JSON without its ``{"__ansible_unsafe": ...}`` wrappers."""
+    if isinstance(value, dict):
+        return (
+            plain(value["__ansible_unsafe"])
+            if set(value) == {"__ansible_unsafe"}
+            else {k: plain(v) for k, v in value.items()}
+        )
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
+def inventory_list(path, endpoint, env=None):
+    env = ansible_run.environment(endpoint, dict({"ANSIBLE_INVENTORY_UNPARSED_FAILED": "true"}, **(env or {})))
+    process = subprocess.run(
+        [ansible_run.ANSIBLE_PLAYBOOK.replace("ansible-playbook", "ansible-inventory"), "-i", str(path), "--list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return process.returncode, (plain(json.loads(process.stdout)) if process.returncode == 0 else None), process.stderr
+
+
+def hosts_of(listing):
+    return set(listing["_meta"]["hostvars"])
+
+
+def members(listing, group):
+    return set(listing.get(group, {}).get("hosts", []))
+
+
+def test_organization_gives_one_host_per_active_account_and_region(aws, org, tmp_path):
+    rc, listing, stderr = inventory_list(
+        write_inventory(tmp_path, aws.endpoint, organization=True, regions=REGIONS), aws.endpoint
+    )
+    assert rc == 0, stderr
+    active = [org.accounts["management"], org.accounts["prod"]]
+    assert hosts_of(listing) == {"{0}-{1}".format(account, region) for account in active for region in REGIONS}
+    host = listing["_meta"]["hostvars"]["{0}-eu-west-1".format(org.accounts["prod"])]
+    assert {key: value for key, value in host.items() if key.startswith("aws_")} == {
+        "aws_account_id": org.accounts["prod"],
+        "aws_account_name": "prod",
+        "aws_region": "eu-west-1",
+        "aws_role_arn": "arn:aws:iam::{0}:role/OpsvaultBackup".format(org.accounts["prod"]),
+        "aws_external_id": None,
+        "aws_organizational_units": [],
+    }
+    assert host["ansible_connection"] == "local"
+    assert members(listing, "account_" + org.accounts["prod"]) == {
+        "{0}-{1}".format(org.accounts["prod"], region) for region in REGIONS
+    }
+    assert members(listing, "region_ap_southeast_2") == {"{0}-ap-southeast-2".format(account) for account in active}
+    assert not any(org.accounts["old"] in name for name in hosts_of(listing))
+
+
+def test_organizational_units_take_the_accounts_below_with_a_group_per_ou(aws, org, tmp_path):
+    path = write_inventory(
+        tmp_path, aws.endpoint, organizational_units=[org.ous["Workloads"]], regions=["eu-west-1"], external_id="x-1"
+    )
+    rc, listing, stderr = inventory_list(path, aws.endpoint)
+    assert rc == 0, stderr
+    prod_host = "{0}-eu-west-1".format(org.accounts["prod"])
+    assert hosts_of(listing) == {prod_host}
+    workloads = "ou_" + org.ous["Workloads"][3:].replace("-", "_")
+    web = "ou_" + org.ous["Web"][3:].replace("-", "_")
+    assert members(listing, workloads) == members(listing, web) == {prod_host}
+    variables = listing["_meta"]["hostvars"][prod_host]
+    assert variables["aws_organizational_units"] == [org.ous["Workloads"], org.ous["Web"]]
+    assert variables["aws_external_id"] == "x-1"
+
+
+def test_regions_all_are_the_regions_enabled_in_each_account(aws, org, tmp_path):
+    organization.create_role(org.accounts["prod"])
+    path = write_inventory(
+        tmp_path, aws.endpoint, accounts=[{"id": org.accounts["prod"], "name": "prod"}], regions=["all"]
+    )
+    rc, listing, stderr = inventory_list(path, aws.endpoint)
+    assert rc == 0, stderr
+    described = aws.ec2().describe_regions(AllRegions=True)["Regions"]
+    enabled = [r["RegionName"] for r in described if r["OptInStatus"] in ("opt-in-not-required", "opted-in")]
+    assert 0 < len(enabled) < len(described)  # moto has regions that are not opted in
+    assert hosts_of(listing) == {"{0}-{1}".format(org.accounts["prod"], region) for region in enabled}
+
+
+@pytest.mark.parametrize(
+    "config, named",
+    [
+        (
+            {"role_arn_template": "arn:aws:iam::{account}:role/OpsvaultBackup"},
+            "'arn:aws:iam::{account}:role/OpsvaultBackup'",
+        ),
+        ({"role_arn_template": "arn:aws:iam::role/OpsvaultBackup"}, "'arn:aws:iam::role/OpsvaultBackup'"),
+        ({"organizational_units": ["ou-zzzz-12345678"]}, "'ou-zzzz-12345678'"),
+        ({"accounts": [{"id": "1234"}]}, "'1234'"),
+        ({"regions": ["eu-west-1", "all"]}, "'all' cannot be combined"),
+    ],
+)
+def test_bad_input_fails_the_inventory_naming_the_value(aws, org, tmp_path, config, named):
+    config = dict({"organization": True, "regions": REGIONS}, **config)
+    if "accounts" in config:
+        config.pop("organization")
+    rc, _listing, stderr = inventory_list(write_inventory(tmp_path, aws.endpoint, **config), aws.endpoint)
+    assert rc != 0
+    assert named in stderr
+
+
+def seed(aws, org, names, per_region=2):
+    """Tagged instances in each named account and region (in its own moto backend); ``{account: ids}``."""
+    launched = {}
+    for name in names:
+        for region in REGIONS:
+            ec2 = organization.ec2_in(aws.endpoint, org.role_arn(name), region)
+            launched.setdefault(org.accounts[name], set()).update(
+                fleet.launch(ec2, {"Backup": "yes"}, count=per_region)
+            )
+    return launched
+
+
+def amis_by_account(aws, org, names):
+    found = {}
+    for name in names:
+        for region in REGIONS:
+            ec2 = organization.ec2_in(aws.endpoint, org.role_arn(name), region)
+            for image in fleet.images(ec2).values():
+                found.setdefault(org.accounts[name], []).append(fleet.tags_of(image)["SourceInstanceId"])
+    return found
+
+
+def run_backup(aws, tmp_path, inventory, options=("-f", "6"), env=None):
+    return ansible_run.run_playbook(
+        "opsvault.aws_backup.ami_backup",
+        tmp_path,
+        endpoint=aws.endpoint,
+        inventory=inventory,
+        extra_vars={"ami_backup_hosts": "all"},
+        options=list(options),
+        env=env,
+    )
+
+
+def test_ami_backup_and_purge_over_the_inventory_work_in_each_account_own_backend(aws, org, tmp_path):
+    for name in ("management", "prod"):
+        organization.create_role(org.accounts[name])
+    launched = seed(aws, org, ["management", "prod"])
+    inventory = write_inventory(tmp_path, aws.endpoint, organization=True, regions=REGIONS)
+
+    # Two slices, as AWX job slicing runs them: together they cover every host exactly once.
+    results = {}
+    for limit in ("all[0:2]", "all[3:5]"):
+        run = run_backup(aws, tmp_path, inventory, options=["-f", "6", "--limit", limit])
+        assert run.rc == 0, run.stdout[-3000:]
+        sliced = run.by_host(BACKUP_TASK)
+        assert len(sliced) == 3 and not set(sliced) & set(results)
+        results.update(sliced)
+
+    assert len(results) == 6 and all(result["changed"] for result in results.values())
+    for host, result in results.items():
+        assert result["regions"] == [host.split("-", 1)[1]]
+    made = amis_by_account(aws, org, ["management", "prod"])
+    for account, instances in launched.items():
+        assert sorted(made[account]) == sorted(instances)  # one AMI per instance, none of another account's
+
+    purge = ansible_run.run_playbook(
+        "opsvault.aws_backup.ami_purge",
+        tmp_path,
+        endpoint=aws.endpoint,
+        inventory=inventory,
+        extra_vars={"ami_purge_hosts": "all", "ami_purge_as_of": "2099-01-01"},
+        options=["-f", "6"],
+        check=True,
+    )
+    assert purge.rc == 0, purge.stdout[-3000:]
+    for host, result in purge.by_host("Deregister expired AMIs and delete their snapshots").items():
+        image_ids = {item["resource"] for item in result["skipped_resources"]}  # each the newest of its source
+        account_images = {
+            image_id for image_id in fleet.images(organization.ec2_in(aws.endpoint, *role_and_region(org, host)))
+        }
+        assert len(image_ids) == 2 and image_ids == account_images, host
+
+
+def role_and_region(org, host):
+    account, region = host.split("-", 1)
+    return "arn:aws:iam::{0}:role/{1}".format(account, organization.ROLE_NAME), region
+
+
+def test_an_account_whose_role_is_missing_fails_only_its_own_hosts(aws, org, tmp_path):
+    organization.create_role(org.accounts["management"])
+    seed(aws, org, ["management"])
+    inventory = write_inventory(tmp_path, aws.endpoint, organization=True, regions=REGIONS)
+
+    results_dir = tmp_path / "results"
+    env = {"ANSIBLE_CALLBACKS_ENABLED": "opsvault.aws_backup.host_results", "OPSVAULT_RESULTS_DIR": str(results_dir)}
+    run = run_backup(aws, tmp_path, inventory, env=env)
+
+    assert run.rc != 0
+    results = run.by_host(BACKUP_TASK)
+    prod_role = org.role_arn("prod")
+    for host, result in results.items():
+        if host.startswith(org.accounts["prod"]):
+            assert result["failed"] and prod_role in result["msg"] and "AccessDenied" in result["msg"]
+        else:
+            assert not result.get("failed") and len(result["images"]) == 2
+    prod_hosts = {"{0}-{1}".format(org.accounts["prod"], region) for region in REGIONS}
+    stats = run.output["stats"]
+    assert {host for host, counts in stats.items() if counts["failures"]} == prod_hosts
+    # One file per host, whole; read together they name the failed hosts and hold every result.
+    files = {path.stem: json.loads(path.read_text()) for path in results_dir.iterdir()}
+    assert set(files) == set(results) and {name for name, entry in files.items() if entry["failed"]} == prod_hosts
+    management = files["{0}-eu-west-1".format(ACCOUNT_ID)]
+    assert (management["account_id"], management["region"]) == (ACCOUNT_ID, "eu-west-1")
+    [task] = management["tasks"]
+    assert task["action"] == "opsvault.aws_backup.ami_backup" and len(task["result"]["images"]) == 2
+    assert prod_role in files["{0}-us-east-1".format(org.accounts["prod"])]["tasks"][0]["result"]["msg"]
+
+
+def test_an_external_id_the_role_refuses_fails_naming_role_and_value(aws, org, play):
+    arn = organization.create_role(org.accounts["prod"], trust=organization.trust_policy(external_id="right"))
+    tasks = [
+        {
+            "name": "Wrong id",
+            "opsvault.aws_backup.ami_backup": {"assume_role_arn": arn, "external_id": "wrong"},
+            "ignore_errors": True,
+        },
+        {"name": "Right id", "opsvault.aws_backup.ami_backup": {"assume_role_arn": arn, "external_id": "right"}},
+        {
+            "name": "Bad ARN",
+            "opsvault.aws_backup.ami_backup": {"assume_role_arn": "arn:aws:iam::prod:role/x"},
+            "ignore_errors": True,
+        },
+    ]
+    run = play(tasks, region="eu-west-1")
+    wrong = run.result("Wrong id")
+    assert wrong["failed"] and arn in wrong["msg"] and "'wrong'" in wrong["msg"]
+    assert run.result("Right id")["regions"] == ["eu-west-1"]
+    bad = run.result("Bad ARN")
+    assert bad["failed"] and "assume_role_arn" in bad["msg"] and "'arn:aws:iam::prod:role/x'" in bad["msg"]
+
+
+def test_member_account_role_playbook_makes_a_role_only_the_backup_host_can_assume(aws, org, tmp_path):
+    backup_host_role = organization.create_role(ACCOUNT_ID, name="opsvault-aws-backup")
+    run = ansible_run.run_playbook(
+        "opsvault.aws_backup.member_account_role",
+        tmp_path,
+        endpoint=aws.endpoint,
+        extra_vars={"member_account_role_trusted_arn": backup_host_role, "member_account_role_external_id": "ext-7"},
+        env={"AWS_REGION": "us-east-1"},
+    )
+    assert run.rc == 0, run.stdout[-3000:]
+    iam = aws.client("iam")
+    role = iam.get_role(RoleName="OpsvaultBackup")["Role"]
+    assert role["AssumeRolePolicyDocument"]["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": backup_host_role},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": "ext-7"}},
+        }
+    ]
+    policy = iam.get_role_policy(RoleName="OpsvaultBackup", PolicyName="opsvault-aws-backup")["PolicyDocument"]
+    assert {"ec2:CreateImage", "ec2:DeregisterImage", "ec2:CreateSnapshot"} <= {
+        action for statement in policy["Statement"] for action in statement["Action"]
+    }
+    # Only a session of the backup host's role, with the external id, gets in.
+    host = fleet.client(aws.endpoint, "sts", "us-east-1").assume_role(RoleArn=backup_host_role, RoleSessionName="host")
+    keys = host["Credentials"]
+    sts = boto3.client(
+        "sts",
+        region_name="us-east-1",
+        endpoint_url=aws.endpoint,
+        aws_access_key_id=keys["AccessKeyId"],
+        aws_secret_access_key=keys["SecretAccessKey"],
+        aws_session_token=keys["SessionToken"],
+    )
+    assert sts.assume_role(RoleArn=role["Arn"], RoleSessionName="backup", ExternalId="ext-7")["Credentials"]
+    for caller, params in ((sts, {}), (fleet.client(aws.endpoint, "sts", "us-east-1"), {"ExternalId": "ext-7"})):
+        with pytest.raises(botocore.exceptions.ClientError) as refused:
+            caller.assume_role(RoleArn=role["Arn"], RoleSessionName="backup", **params)
+        assert refused.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_the_example_inventory_lists_the_organisation(aws, org, tmp_path, monkeypatch):
+    example = yaml.safe_load((ansible_run.REPO / "docs" / "accounts.yml.example").read_text())
+    assert example["organization"] is True and example["cache"] is True
+    example.update(endpoint_url=aws.endpoint, region="us-east-1", cache_connection=str(tmp_path / "cache"))
+    path = write_inventory(tmp_path, aws.endpoint, name="example.accounts.yml", **example)
+    monkeypatch.setenv("OPSVAULT_EXTERNAL_ID", "ext-9")
+    for _run in range(2):  # the second answer comes from the cache
+        rc, listing, stderr = inventory_list(path, aws.endpoint)
+        assert rc == 0, stderr
+        assert len(hosts_of(listing)) == 2 * len(example["regions"])
+        assert members(listing, "name_prod") == {"{0}-{1}".format(org.accounts["prod"], r) for r in example["regions"]}
+        assert {host["aws_external_id"] for host in listing["_meta"]["hostvars"].values()} == {"ext-9"}
+    assert list((tmp_path / "cache").iterdir())
+
+
+ACCOUNTS_FEATURE = {"name": "accounts", "organization": False, "organizational_units": True}
+
+
+def as_backup_host(aws, org, document):
+    """The backup host as an IAM user with ``document``, and prod's role with ami_backup's policy, trusting
+    that user, one instance to back up in it; returns the user's credentials as environment variables."""
+    iam = aws.client("iam")
+    user_arn = iam.create_user(UserName="backup-host")["User"]["Arn"]
+    iam.put_user_policy(UserName="backup-host", PolicyName="opsvault-aws-backup", PolicyDocument=json.dumps(document))
+    key = iam.create_access_key(UserName="backup-host")["AccessKey"]
+    role_arn = organization.create_role(org.accounts["prod"])
+    fleet.launch(organization.ec2_in(aws.endpoint, role_arn, "eu-west-1"), {"Backup": "yes"})
+    member_iam = get_backend("iam")[org.accounts["prod"]]["aws"]
+    member_iam.put_role_policy(
+        organization.ROLE_NAME, "opsvault-aws-backup", json.dumps(iam_actions.policy_document("ami_backup"))
+    )
+    # From now on only the backup host may assume the role.
+    member_iam.get_role_by_arn(role_arn).assume_role_policy_document = json.dumps(
+        organization.trust_policy(principal=user_arn)
+    )
+    return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+
+
+def test_backup_over_the_inventory_works_under_exactly_the_generated_policies(aws, org, tmp_path):
+    credentials = as_backup_host(aws, org, iam_actions.policy_document(ACCOUNTS_FEATURE))
+    inventory = write_inventory(
+        tmp_path, aws.endpoint, organizational_units=[org.ous["Workloads"]], regions=["eu-west-1"]
+    )
+    with enforce_iam(aws.endpoint):
+        run = run_backup(aws, tmp_path, inventory, env=credentials)
+    assert run.rc == 0, run.stdout[-3000:]
+    [result] = run.by_host(BACKUP_TASK).values()
+    assert len(result["images"]) == 1 and result["images"][0]["image_id"]
+
+
+@pytest.mark.parametrize("action", iam_actions.actions(ACCOUNTS_FEATURE))
+def test_without_any_one_action_the_inventory_or_the_backup_fails_naming_it(aws, org, tmp_path, action):
+    document = iam_actions.policy_document(ACCOUNTS_FEATURE)
+    for statement in document["Statement"]:
+        statement["Action"] = [item for item in statement["Action"] if item != action] or ["ec2:DescribeTags"]
+    credentials = as_backup_host(aws, org, document)
+    inventory = write_inventory(
+        tmp_path, aws.endpoint, organizational_units=[org.ous["Workloads"]], regions=["eu-west-1"]
+    )
+    with enforce_iam(aws.endpoint):
+        if action.startswith("organizations:"):
+            rc, _listing, output = inventory_list(inventory, aws.endpoint, env=credentials)
+        else:
+            run = run_backup(aws, tmp_path, inventory, env=credentials)
+            rc, output = run.rc, json.dumps(run.by_host(BACKUP_TASK))
+    assert rc != 0
+    assert action in output
+
+
+def test_the_root_id_takes_every_account_and_an_unknown_root_is_named(aws, org, tmp_path):
+    path = write_inventory(tmp_path, aws.endpoint, organizational_units=[org.root_id], regions=["eu-west-1"])
+    rc, listing, stderr = inventory_list(path, aws.endpoint)
+    assert rc == 0, stderr
+    assert hosts_of(listing) == {"{0}-eu-west-1".format(org.accounts[name]) for name in ("management", "prod")}
+    path = write_inventory(tmp_path, aws.endpoint, organizational_units=["r-zz99"], regions=["eu-west-1"])
+    rc, _listing, stderr = inventory_list(path, aws.endpoint)
+    assert rc != 0 and "'r-zz99'" in stderr
+
+
+def test_s3_mirror_assumes_the_role_it_is_given(aws, org, play, tmp_path):
+    arn = organization.create_role(org.accounts["prod"])
+    keys = fleet.client(aws.endpoint, "sts", "us-east-1").assume_role(RoleArn=arn, RoleSessionName="seed")
+    prod_s3 = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url=aws.endpoint,
+        aws_access_key_id=keys["Credentials"]["AccessKeyId"],
+        aws_secret_access_key=keys["Credentials"]["SecretAccessKey"],
+        aws_session_token=keys["Credentials"]["SessionToken"],
+    )
+    prod_s3.create_bucket(Bucket="prod-images")
+    prod_s3.put_object(Bucket="prod-images", Key="a.txt", Body=b"from prod")
+    task = {"bucket": "prod-images", "dest": str(tmp_path / "mirror")}
+
+    run = play(
+        [
+            {
+                "name": "No such role",
+                "opsvault.aws_backup.s3_mirror": dict(task, assume_role_arn=org.role_arn("old")),
+                "ignore_errors": True,
+            },
+            {"name": "In prod", "opsvault.aws_backup.s3_mirror": dict(task, assume_role_arn=arn)},
+        ]
+    )
+
+    missing = run.result("No such role")
+    assert missing["failed"] and org.role_arn("old") in missing["msg"]
+    assert run.result("In prod")["changed"]
+    assert (tmp_path / "mirror" / "a.txt").read_bytes() == b"from prod"
