@@ -254,6 +254,13 @@ def main():
             s3.put_object(Bucket=bucket, Key="photos/2026/cat.jpg", Body=b"\xff\xd8 a CAT " * 64)
             playbook("s3_mirror", mirror_vars)
 
+            reports = Path(workdir) / "reports"
+            banner("What is not protected? The coverage report (read-only; the HTML page works offline)")
+            coverage_vars = {"coverage_report_regions": ["us-east-1", "eu-west-1"], "coverage_report_dir": str(reports)}
+            coverage_vars["coverage_report_mirror_dests"] = [str(dest)]
+            playbook("coverage_report", json.dumps(coverage_vars))
+            print((reports / "coverage.md").read_text())
+
             banner("A restore drill of two backed-up instances in an isolated network, then its report")
             report = Path(workdir) / "restore-drill"
             drill_vars = {"restore_drill_instance_ids": backed_up_instances(ec2["us-east-1"])[:2]}

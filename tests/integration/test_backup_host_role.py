@@ -36,6 +36,8 @@ DEFAULT_SCHEDULES = {
     "ami_purge": "0 1 * * *",
     "ebs_snapshot": "0 0 * * *",
     "snapshot_purge": "0 2 * * *",
+    "coverage_report": "30 7 * * *",
+    "restore_drill": "0 4 * * 0",
     "s3_mirror": "5 7 * * *",
 }
 REGIONAL_JOBS = ("ami_backup", "ami_purge", "ebs_snapshot", "snapshot_purge")

@@ -28,6 +28,7 @@ def test_awx_schedules_match_the_cron_defaults():
         "EBS snapshots": "ebs_snapshot",
         "Snapshot purge": "snapshot_purge",
         "Restore drill (weekly)": "restore_drill",
+        "Coverage report": "coverage_report",
         "S3 mirror (on the backup host)": "s3_mirror",
     }
     rows = re.findall(r"^\| ([^|]+) \| `([^`]+)` \| `([^`]+)` \|$", (REPO / "docs/awx.md").read_text(), re.M)
