@@ -98,6 +98,7 @@ plugin: opsvault.aws_backup.accounts
 organization: true
 regions: [eu-west-1, us-east-1]
 
+---
 # prod.accounts.yml: the accounts under one OU, in every region enabled in each, with an external id
 plugin: opsvault.aws_backup.accounts
 organizational_units: [ou-ab12-cdef3456]
@@ -109,6 +110,7 @@ cache_plugin: ansible.builtin.jsonfile
 cache_connection: /tmp/opsvault-accounts
 cache_timeout: 3600
 
+---
 # static.accounts.yml: two accounts without AWS Organizations
 plugin: opsvault.aws_backup.accounts
 accounts:
