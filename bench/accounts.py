@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -100,7 +99,7 @@ def main():
             )
         )
         rows = {}
-        backup, wall, peak, _ = run(
+        backup, wall, peak, _output = run(
             "opsvault.aws_backup.ami_backup", inventory, workdir, servers.proxy, args.forks, {"ami_backup_hosts": "all"}
         )
         rows["ami_backup"] = dict(rc=backup.rc, wall_s=round(wall, 1), peak_rss_mib=round(peak, 1))

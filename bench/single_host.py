@@ -90,10 +90,12 @@ def measure(size):
     seeded_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     module = StandInModule({"max_concurrency": 16})
     job = ami_backup.AmiBackup(module, options_of(ami_backup), [REGION], {REGION: client})
+    result = None
     try:
         job.run()
     except ModuleExit as exited:
         result = exited.result
+    assert result is not None, "the job did not exit"
     output = json.dumps(result)
     elapsed = time.monotonic() - start - seeded
     assert len(result["images"]) == size == client.created, (len(result["images"]), client.created)

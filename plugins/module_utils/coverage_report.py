@@ -231,7 +231,7 @@ def _e(text):
 
 
 def _chart(report):
-    """An inline SVG bar per source: the age of its newest successful backup against its RPO (worst first)."""
+    """An inline SVG bar_width per source: the age of its newest successful backup against its RPO (worst first)."""
     rows = [item for item in report["sources"] if item["status"] != coverage.OK][:CHART_ROWS]
     if not rows:
         return ""
@@ -245,13 +245,13 @@ def _chart(report):
     for number, item in enumerate(rows):
         y = number * height + 2
         age = item["newest_ok_age_seconds"]
-        bar = width if age is None else max(1, int(width * age / scale))
+        bar_width = width if age is None else max(1, int(width * age / scale))
         rpo = int(width * item["rpo_seconds"] / scale)
         colour = "#b00020" if _SEVERITY[item["status"]] == "bad" else "#d08000"
         parts.append('<text x="0" y="{0}">{1}</text>'.format(y + 12, _e(item["resource"])))
         parts.append(
             '<rect x="{0}" y="{1}" width="{2}" height="{3}" fill="{4}" opacity="{5}"/>'.format(
-                label, y + 2, bar, height - 4, colour, "0.35" if age is None else "1"
+                label, y + 2, bar_width, height - 4, colour, "0.35" if age is None else "1"
             )
         )
         parts.append('<line x1="{0}" x2="{0}" y1="{1}" y2="{2}" stroke="#222"/>'.format(label + rpo, y, y + height))

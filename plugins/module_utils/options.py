@@ -21,7 +21,7 @@ REGIONAL = dict(
     max_concurrency=dict(type="int", default=16),
 )
 
-# doc_fragments/regional.py ASSUME_ROLE: every module, regional or not
+# doc_fragments/assume_role.py: every module, regional or not
 ASSUME_ROLE = dict(
     assume_role_arn=dict(type="str"),
     external_id=dict(type="str", no_log=False),

@@ -63,6 +63,7 @@ notes:
   - Supports check mode, which returns the plan in RV(images) (each V(planned)) and makes no change.
 extends_documentation_fragment:
   - opsvault.aws_backup.regional
+  - opsvault.aws_backup.assume_role
   - opsvault.aws_backup.backup
   - amazon.aws.common.modules
   - amazon.aws.region.modules

@@ -36,6 +36,7 @@ notes:
     so that the safety checks hold and each deletion is reported.
 extends_documentation_fragment:
   - opsvault.aws_backup.regional
+  - opsvault.aws_backup.assume_role
   - opsvault.aws_backup.purge
   - amazon.aws.common.modules
   - amazon.aws.region.modules

@@ -8,7 +8,7 @@ module: backup_coverage
 short_description: Report what is not protected, every source and every backup with one status, in one or more regions
 version_added: 0.2.0
 description:
-  - Reads instances, volumes, AMIs and snapshots once per region and changes nothing (RV(changed) is always false).
+  - Reads instances, volumes, AMIs and snapshots once per region and changes nothing (C(changed) is always false).
   - Every source (the instances and volumes that carry O(tag_key), or all of them with O(scope=all)) gets one
     status, worst first, V(missing) (no backup at all), V(last_failed) (the newest backup failed),
     V(pending_too_long) (the newest backup is still pending after O(pending_limit)), V(stale) (the newest
@@ -102,6 +102,7 @@ notes:
   - A status for copies in a disaster-recovery region or account (C(no_dr_copy)) comes with the copy module.
 extends_documentation_fragment:
   - opsvault.aws_backup.regional
+  - opsvault.aws_backup.assume_role
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3

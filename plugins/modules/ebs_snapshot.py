@@ -78,6 +78,7 @@ notes:
     second snapshot of a volume.
 extends_documentation_fragment:
   - opsvault.aws_backup.regional
+  - opsvault.aws_backup.assume_role
   - opsvault.aws_backup.backup
   - amazon.aws.common.modules
   - amazon.aws.region.modules

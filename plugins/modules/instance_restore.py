@@ -100,6 +100,7 @@ notes:
   - Supports check mode, which returns the plan in RV(instances) (each V(planned)) and launches nothing.
 extends_documentation_fragment:
   - opsvault.aws_backup.regional
+  - opsvault.aws_backup.assume_role
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -133,22 +134,22 @@ instances:
   type: list
   elements: dict
   contains:
-    source_instance_id: {description: The source instance, type: str, sample: i-0123456789abcdef0}
-    image_id: {description: The AMI launched from, type: str, sample: ami-0123456789abcdef0}
+    source_instance_id: {description: "The source instance", type: str, sample: i-0123456789abcdef0}
+    image_id: {description: "The AMI launched from", type: str, sample: ami-0123456789abcdef0}
     image_created: {description: When the AMI was made, type: str, sample: "2026-11-23T01:00:00.000Z"}
-    instance_id: {description: The new instance (null in check mode), type: str, sample: i-0fedcba9876543210}
-    state: {description: Its state, V(planned) in check mode, type: str, sample: running}
-    launched: {description: Whether this run launched it (false when an earlier run with this O(restore_id) did), type: bool}
+    instance_id: {description: "The new instance (null in check mode)", type: str, sample: i-0fedcba9876543210}
+    state: {description: "Its state, V(planned) in check mode", type: str, sample: running}
+    launched: {description: "Whether this run launched it (false when an earlier run with this O(restore_id) did)", type: bool}
     instance_type: {description: The instance type, type: str, sample: t3.micro}
-    subnet_id: {description: The subnet, type: str}
+    subnet_id: {description: "The subnet", type: str}
     security_group_ids: {description: The security groups asked for, type: list, elements: str}
-    private_ip_address: {description: The private IP address, type: str}
-    region: {description: The region, type: str, sample: eu-west-1}
-    note: {description: Why an older AMI was used (the newest was pending or failed), or null, type: str}
-    client_token: {description: The RunInstances ClientToken, type: str}
-    restore_id: {description: The request id, type: str}
-    recovery_seconds: {description: With O(wait=true), seconds from launch to both status checks ok, type: float}
-    tags: {description: The tags written on the instance and its volumes, type: dict}
+    private_ip_address: {description: "The private IP address", type: str}
+    region: {description: "The region", type: str, sample: eu-west-1}
+    note: {description: "Why an older AMI was used (the newest was pending or failed), or null", type: str}
+    client_token: {description: "The RunInstances ClientToken", type: str}
+    restore_id: {description: "The request id", type: str}
+    recovery_seconds: {description: "With O(wait=true), seconds from launch to both status checks ok", type: float}
+    tags: {description: "The tags written on the instance and its volumes", type: dict}
 skipped_resources:
   description: Sources selected by tag that have no available AMI, each with the reason.
   returned: always

@@ -101,7 +101,7 @@ notes:
   - Throttled requests are retried with botocore's adaptive retry mode.
   - Directory buckets (S3 Express One Zone) are not supported, their listings are not sorted by key.
 extends_documentation_fragment:
-  - opsvault.aws_backup.regional.assume_role
+  - opsvault.aws_backup.assume_role
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3

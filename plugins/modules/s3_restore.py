@@ -54,7 +54,7 @@ notes:
     covers the multipart upload calls), and C(s3:DeleteObject) with O(delete=true).
   - Supports check mode, which lists and compares but uploads and deletes nothing.
 extends_documentation_fragment:
-  - opsvault.aws_backup.regional.assume_role
+  - opsvault.aws_backup.assume_role
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -84,9 +84,9 @@ uploaded:
   elements: dict
   contains:
     key: {description: The object key, type: str, sample: uploads/cat.jpg}
-    size: {description: Bytes, type: int}
-    action: {description: V(created) for a new key, V(replaced) for one that differed, type: str}
-    state: {description: V(uploaded), or V(planned) in check mode, type: str}
+    size: {description: "Bytes", type: int}
+    action: {description: "V(created) for a new key, V(replaced) for one that differed", type: str}
+    state: {description: "V(uploaded), or V(planned) in check mode", type: str}
 deleted:
   description: The keys deleted with O(delete=true) (in check mode, those that would be).
   returned: always

@@ -65,6 +65,7 @@ notes:
     V(planned)) and makes no change. O(action=report) may use a future O(as_of) outside check mode, as it changes nothing.
 extends_documentation_fragment:
   - opsvault.aws_backup.regional
+  - opsvault.aws_backup.assume_role
   - opsvault.aws_backup.purge
   - amazon.aws.common.modules
   - amazon.aws.region.modules

@@ -70,6 +70,7 @@ notes:
   - Supports check mode, which returns the plan in RV(volumes) (each V(planned)) and creates nothing.
 extends_documentation_fragment:
   - opsvault.aws_backup.regional
+  - opsvault.aws_backup.assume_role
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -98,21 +99,21 @@ volumes:
   type: list
   elements: dict
   contains:
-    source_volume_id: {description: The source volume, type: str, sample: vol-0123456789abcdef0}
-    snapshot_id: {description: The snapshot restored from, type: str, sample: snap-0123456789abcdef0}
-    snapshot_started: {description: When the snapshot was started, type: str}
-    volume_id: {description: The new volume (null in check mode), type: str}
-    state: {description: Its state, V(planned) in check mode, type: str, sample: available}
-    created: {description: Whether this run created it, type: bool}
-    availability_zone: {description: The zone, type: str, sample: eu-west-1a}
-    instance_id: {description: The instance it is attached to, or null, type: str}
-    device: {description: The device it is attached at, or null, type: str}
-    attached: {description: Whether it is attached to O(instance_id), type: bool}
-    note: {description: Why an older snapshot was used, or null, type: str}
-    region: {description: The region, type: str}
-    client_token: {description: The CreateVolume ClientToken, type: str}
-    restore_id: {description: The request id, type: str}
-    tags: {description: The tags written on the volume, type: dict}
+    source_volume_id: {description: "The source volume", type: str, sample: vol-0123456789abcdef0}
+    snapshot_id: {description: "The snapshot restored from", type: str, sample: snap-0123456789abcdef0}
+    snapshot_started: {description: "When the snapshot was started", type: str}
+    volume_id: {description: "The new volume (null in check mode)", type: str}
+    state: {description: "Its state, V(planned) in check mode", type: str, sample: available}
+    created: {description: "Whether this run created it", type: bool}
+    availability_zone: {description: "The zone", type: str, sample: eu-west-1a}
+    instance_id: {description: "The instance it is attached to, or null", type: str}
+    device: {description: "The device it is attached at, or null", type: str}
+    attached: {description: "Whether it is attached to O(instance_id)", type: bool}
+    note: {description: "Why an older snapshot was used, or null", type: str}
+    region: {description: "The region", type: str}
+    client_token: {description: "The CreateVolume ClientToken", type: str}
+    restore_id: {description: "The request id", type: str}
+    tags: {description: "The tags written on the volume", type: dict}
 skipped_resources:
   description: Resources left alone, each with the reason.
   returned: always

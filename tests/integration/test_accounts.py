@@ -218,9 +218,7 @@ def test_ami_backup_and_purge_over_the_inventory_work_in_each_account_own_backen
     assert purge.rc == 0, purge.stdout[-3000:]
     for host, result in purge.by_host("Deregister expired AMIs and delete their snapshots").items():
         image_ids = {item["resource"] for item in result["skipped_resources"]}  # each the newest of its source
-        account_images = {
-            image_id for image_id in fleet.images(organization.ec2_in(aws.endpoint, *role_and_region(org, host)))
-        }
+        account_images = set(fleet.images(organization.ec2_in(aws.endpoint, *role_and_region(org, host))))
         assert len(image_ids) == 2 and image_ids == account_images, host
 
 

@@ -155,7 +155,7 @@ def test_unanswered_survey_questions_run_with_the_module_defaults(aws, shipped, 
     if playbook == "s3_mirror":
         aws.client("s3").create_bucket(Bucket=BUCKET)
     required = required_vars(playbook, tmp_path)
-    _, unset = shipped(playbook, required, check=True)
+    _run, unset = shipped(playbook, required, check=True)
     unanswered = dict({variable: "" for variable in optional_variables(playbook)}, **required)
 
     run, empty = shipped(playbook, unanswered, check=True)
@@ -236,11 +236,11 @@ def test_zero_and_false_are_values_not_unanswered_questions(aws, shipped, tmp_pa
     extra_vars = dict(
         required_vars("s3_mirror", tmp_path), s3_mirror_delete=True, s3_mirror_max_delete=0, s3_mirror_fsync=False
     )
-    _, mirror = shipped("s3_mirror", extra_vars, check=True)
+    _run, mirror = shipped("s3_mirror", extra_vars, check=True)
     assert mirror["invocation"]["module_args"]["max_delete"] == "0"
     assert mirror["invocation"]["module_args"]["fsync"] is False
 
-    _, backup = shipped("ami_backup", {"ami_backup_min_interval": 0, "ami_backup_wait": False}, check=True)
+    _run, backup = shipped("ami_backup", {"ami_backup_min_interval": 0, "ami_backup_wait": False}, check=True)
     assert backup["invocation"]["module_args"]["min_interval"] == "0"
     assert backup["invocation"]["module_args"]["wait"] is False
 
@@ -256,7 +256,7 @@ def test_zero_and_false_are_values_not_unanswered_questions(aws, shipped, tmp_pa
     ],
 )
 def test_regions_as_survey_text_reach_each_region(shipped, playbook, regions):
-    _, result = shipped(playbook, {"{0}_regions".format(playbook): regions}, check=True)
+    _run, result = shipped(playbook, {"{0}_regions".format(playbook): regions}, check=True)
     assert sorted(result["regions"]) == ["eu-west-1", "us-east-1"]
 
 

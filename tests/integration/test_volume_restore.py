@@ -127,7 +127,7 @@ def test_bad_input_names_the_value(aws, play):
 
 def test_a_500_after_create_volume_succeeded_still_gives_exactly_one_volume_per_source(aws, counting_proxy, tmp_path):
     ec2 = aws.ec2()
-    sources = [fleet.add_volume(ec2) for _ in range(8)]
+    sources = [fleet.add_volume(ec2) for _number in range(8)]
     for volume_id in sources:
         managed_snapshot(ec2, volume_id, 1)
     counting_proxy.configure(error_after_rate=0.5, fault_actions=["CreateVolume"], seed=11)

@@ -33,9 +33,9 @@ def instance(instance_id, instance_type="m5.large"):
     return {"InstanceId": instance_id, "InstanceType": instance_type}
 
 
-def plan(images, instances=(), restored=(), network=NETWORK, **params):
+def plan(images, instances=(), restored=(), network=None, **params):
     return restore.plan_instance_restores(
-        "eu-west-1", images, list(instances), list(restored), network, options(**params)
+        "eu-west-1", images, list(instances), list(restored), network or NETWORK, options(**params)
     )
 
 

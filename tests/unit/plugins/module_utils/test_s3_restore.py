@@ -25,7 +25,7 @@ def test_the_mirrors_own_files_are_never_uploaded_and_links_are_reported(tmp_pat
 def test_only_files_that_differ_are_uploaded_with_the_write_condition_of_their_key(tmp_path):
     for name, body in (("same", b"same"), ("edited", b"new"), ("new", b"new")):
         (tmp_path / name).write_bytes(body)
-    files, _ = s3_restore.local_files(str(tmp_path))
+    files, _skipped = s3_restore.local_files(str(tmp_path))
     listed = [obj("p/edited", b"old"), obj("p/orphan", b"o"), obj("p/same", b"same"), obj("p/dir/", b"")]
     plan = s3_restore.plan_restore(files, listed, "p/")
     assert plan["unchanged"] == ["p/same"]
