@@ -20,7 +20,7 @@ import yaml
 from ansible_collections.amazon.aws.plugins.doc_fragments import common as aws_common_fragment
 from ansible_collections.amazon.aws.plugins.doc_fragments import region as aws_region_fragment
 from ansible_collections.amazon.aws.plugins.module_utils import botocore as botocore_utils
-from ansible_collections.opsvault.aws_backup.plugins.doc_fragments import regional as regional_fragment
+from ansible_collections.opsvault.aws_backup.plugins.doc_fragments import assume_role as assume_role_fragment
 
 from tests.harness import fleet
 from tests.harness import moto_server
@@ -53,7 +53,7 @@ EC2_PLAYBOOKS = ["ami_backup", "ami_purge", "ebs_snapshot", "snapshot_purge"]
 CONNECTION_OPTIONS = (
     set(yaml.safe_load(aws_common_fragment.ModuleDocFragment.MODULES)["options"])
     | set(yaml.safe_load(aws_region_fragment.ModuleDocFragment.MODULES)["options"])
-    | set(yaml.safe_load(regional_fragment.ModuleDocFragment.ASSUME_ROLE)["options"])
+    | set(yaml.safe_load(assume_role_fragment.ModuleDocFragment.DOCUMENTATION)["options"])
 )
 # Over the accounts inventory these playbooks take the region, role and external id from each host.
 HOST_OPTIONS = {"region": "aws_region", "assume_role_arn": "aws_role_arn", "external_id": "aws_external_id"}
