@@ -321,3 +321,232 @@ def to_html(report):
 
 
 RENDERERS = {"json_path": to_json, "html_path": to_html, "markdown_path": to_markdown}
+
+
+# ---------------------------------------------------------------- many hosts
+
+ORGANISATION = "organisation"
+COVERAGE_ACTION = "opsvault.aws_backup.backup_coverage"
+HOST_OK, HOST_FAILED = "ok", "failed"
+
+
+def _host_row(entry):
+    """One host of a host_results file: its status, what ran, the first failure, its coverage (when the
+    coverage report ran on it) and its problems, each tagged with the host's account."""
+    tasks = entry.get("tasks") or []
+    failures = [task for task in tasks if task.get("failed")]
+    reports = [task["result"] for task in tasks if task.get("action") == COVERAGE_ACTION and "coverage" in task["result"]]
+    report = reports[-1] if reports else None
+    account = entry.get("account_id") or (report or {}).get("account")
+    row = {
+        "host": entry["host"],
+        "account_id": account,
+        "region": entry.get("region"),
+        "status": HOST_FAILED if entry.get("failed") or failures else HOST_OK,
+        "actions": list(dict.fromkeys(task.get("action") for task in tasks)),
+        "message": (failures[0].get("result") or {}).get("msg") if failures else None,
+        "coverage": None,
+        "counts": None,
+        "problems_total": 0,
+    }
+    problems_found = []
+    if report:
+        row["coverage"] = {key: report["coverage"][key] for key in ("percent", "ok", "total")}
+        row["counts"] = report.get("counts")
+        row["problems_total"] = report.get("problems_total", len(report.get("problems", [])))
+        problems_found = [dict(item, account_id=account, host=entry["host"]) for item in report.get("problems", [])]
+    return row, problems_found
+
+
+def _host_share(rows, field):
+    groups = {}
+    for row in rows:
+        group = groups.setdefault(str(row[field]), {"ok": 0, "total": 0, "hosts": 0, "failed_hosts": 0})
+        group["hosts"] += 1
+        group["failed_hosts"] += row["status"] == HOST_FAILED
+        if row["coverage"]:
+            group["ok"] += row["coverage"]["ok"]
+            group["total"] += row["coverage"]["total"]
+    return {name: dict(group, percent=_percent(group["ok"], group["total"])) for name, group in sorted(groups.items())}
+
+
+def merge(entries, generated_at, sources=()):
+    """One organisation-wide report from the host_results entries of many (account, region) hosts: every
+    host listed, failed ones first and named with their failure, the coverage summed over the hosts that
+    reported it, per account and per region, and the problems each host's report listed."""
+    rows, found = [], []
+    for entry in entries:
+        row, problems_found = _host_row(entry)
+        rows.append(row)
+        found.extend(problems_found)
+    rows.sort(key=lambda row: (row["status"] != HOST_FAILED, str(row["account_id"]), str(row["region"]), row["host"]))
+    source_key, backup_key = _worst_first(_SOURCE_RANK), _worst_first(_BACKUP_RANK)
+    found.sort(
+        key=lambda item: (0,) + source_key(item) if item["status"] in _SOURCE_RANK else (1,) + backup_key(item)
+    )
+    reported = [row for row in rows if row["coverage"]]
+    ok, total = sum(row["coverage"]["ok"] for row in reported), sum(row["coverage"]["total"] for row in reported)
+    counts = {"hosts": len(rows), "failed_hosts": sum(1 for row in rows if row["status"] == HOST_FAILED)}
+    for kind, statuses in (("sources", coverage.SOURCE_STATUSES), ("backups", coverage.BACKUP_STATUSES)):
+        counts[kind] = {
+            status: sum((row["counts"] or {}).get(kind, {}).get(status, 0) for row in reported) for status in statuses
+        }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": ORGANISATION,
+        "generated_at": generated_at.isoformat(),
+        "sources": list(sources),
+        "counts": counts,
+        "coverage": {
+            "percent": _percent(ok, total),
+            "ok": ok,
+            "total": total,
+            "accounts": _host_share(rows, "account_id"),
+            "regions": _host_share(rows, "region"),
+        },
+        "failed_hosts": [row["host"] for row in rows if row["status"] == HOST_FAILED],
+        "hosts": rows,
+        "problems": found,
+        "problems_total": sum(row["problems_total"] for row in rows),
+    }
+
+
+def merged_msg_lines(report):
+    counts, cover = report["counts"], report["coverage"]
+    lines = ["{0} host(s), {1} failed".format(counts["hosts"], counts["failed_hosts"])]
+    if cover["total"]:
+        lines.append("coverage {0}% ({1} of {2} sources ok)".format(cover["percent"], cover["ok"], cover["total"]))
+    failed = [row for row in report["hosts"] if row["status"] == HOST_FAILED]
+    if failed:
+        shown = "; ".join("{0}: {1}".format(row["host"], row["message"]) for row in failed[:MSG_ITEMS])
+        more = len(failed) - MSG_ITEMS
+        lines.append("failed host(s): {0}{1}".format(shown, " (and {0} more)".format(more) if more > 0 else ""))
+    if report["problems_total"]:
+        lines.append("{0} problem(s) in the hosts' reports".format(report["problems_total"]))
+    return lines
+
+
+_HOST_COLUMNS = ("Status", "Host", "Account", "Region", "Coverage", "Ok", "Sources", "Problems", "Ran", "Failure")
+
+
+def _host_cells(row):
+    cover = row["coverage"] or {}
+    return (
+        row["status"],
+        row["host"],
+        row["account_id"] or "",
+        row["region"] or "",
+        _percent_text(cover.get("percent")) if row["coverage"] else "no report",
+        cover.get("ok", ""),
+        cover.get("total", ""),
+        row["problems_total"],
+        ", ".join(str(action).rsplit(".", 1)[-1] for action in row["actions"]),
+        row["message"] or "",
+    )
+
+
+def _merged_header(report):
+    counts = report["counts"]
+    return "{0}: {1} hosts ({2} failed), generated {3}".format(
+        TITLE, counts["hosts"], counts["failed_hosts"], report["generated_at"]
+    )
+
+
+def _merged_scopes(report):
+    cover = report["coverage"]
+    rows = [("all", cover["percent"], cover["ok"], cover["total"])]
+    for field in ("accounts", "regions"):
+        rows += [
+            ("{0} {1}".format(field[:-1], name), g["percent"], g["ok"], g["total"]) for name, g in cover[field].items()
+        ]
+    return rows
+
+
+def merged_markdown(report):
+    lines = ["# " + _merged_header(report), ""]
+    failed = [row for row in report["hosts"] if row["status"] == HOST_FAILED]
+    lines += ["## Failed hosts ({0})".format(len(failed)), ""]
+    if failed:
+        lines += ["| Host | Account | Region | Failure |", "|---|---|---|---|"]
+        lines += [
+            "| {0} | {1} | {2} | {3} |".format(*(_md_cell(c) for c in (r["host"], r["account_id"], r["region"], r["message"])))
+            for r in failed
+        ]
+    else:
+        lines.append("None.")
+    lines += ["", "## Coverage", "", "| scope | coverage | ok | sources |", "|---|---|---|---|"]
+    lines += [
+        "| {0} | {1} | {2} | {3} |".format(_md_cell(s), _percent_text(p), o, t) for s, p, o, t in _merged_scopes(report)
+    ]
+    lines += ["", "## Hosts ({0})".format(len(report["hosts"])), ""]
+    lines += ["| " + " | ".join(_HOST_COLUMNS) + " |", "|" + "---|" * len(_HOST_COLUMNS)]
+    lines += ["| " + " | ".join(_md_cell(cell) for cell in _host_cells(row)) + " |" for row in report["hosts"]]
+    lines += ["", "## Problems ({0})".format(report["problems_total"]), ""]
+    if report["problems"]:
+        lines += ["| Account | " + " | ".join(_PROBLEM_COLUMNS) + " |", "|" + "---|" * (len(_PROBLEM_COLUMNS) + 1)]
+        lines += [
+            "| " + " | ".join(_md_cell(cell) for cell in (item["account_id"],) + _row(item)) + " |"
+            for item in report["problems"]
+        ]
+    else:
+        lines.append("None listed.")
+    return "\n".join(lines) + "\n"
+
+
+def merged_html(report):
+    cover = report["coverage"]
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8"><title>{0}</title>'.format(_e(TITLE)),
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        "<style>{0}</style></head><body>".format(_CSS),
+        "<h1>{0}</h1>".format(_e(_merged_header(report))),
+        '<p><span class="big" id="coverage-percent">{0}</span> of {1} sources backed up within their RPO</p>'.format(
+            _e(_percent_text(cover["percent"])), cover["total"]
+        ),
+    ]
+    for row in report["hosts"]:
+        if row["status"] == HOST_FAILED:
+            out.append(
+                '<p class="status bad" data-failed-host="{0}">Failed: {1}</p>'.format(
+                    _e(row["host"]), _e("{0} ({1}, {2}): {3}".format(row["host"], row["account_id"], row["region"], row["message"]))
+                )
+            )
+    out.append('<h2>Coverage</h2><table id="coverage"><tr><th>scope</th><th>coverage</th><th>ok</th><th>sources</th></tr>')
+    for scope, percent, ok, total in _merged_scopes(report):
+        out.append(
+            "<tr><td>{0}</td><td>{1}</td><td>{2}</td><td>{3}</td></tr>".format(
+                _e(scope), _e(_percent_text(percent)), ok, total
+            )
+        )
+    out.append('</table><h2>Hosts ({0})</h2><table id="hosts"><tr>'.format(len(report["hosts"])))
+    out.append("".join("<th>{0}</th>".format(_e(c)) for c in _HOST_COLUMNS) + "</tr>")
+    for row in report["hosts"]:
+        cells = _host_cells(row)
+        out.append(
+            '<tr data-host="{0}" data-status="{1}"><td class="status {2}">{1}</td>{3}</tr>'.format(
+                _e(row["host"]),
+                _e(row["status"]),
+                "bad" if row["status"] == HOST_FAILED else "good",
+                "".join("<td>{0}</td>".format(_e(cell)) for cell in cells[1:]),
+            )
+        )
+    out.append("</table><h2>Problems ({0})</h2>".format(report["problems_total"]))
+    if report["problems"]:
+        columns = ("Account",) + _PROBLEM_COLUMNS
+        out.append('<table id="problems"><tr>' + "".join("<th>{0}</th>".format(_e(c)) for c in columns) + "</tr>")
+        for item in report["problems"]:
+            cells = (item["account_id"],) + _row(item)
+            out.append(
+                '<tr data-status="{0}" data-resource="{1}">{2}</tr>'.format(
+                    _e(item["status"]), _e(item["resource"]), "".join("<td>{0}</td>".format(_e(c)) for c in cells)
+                )
+            )
+        out.append("</table>")
+    else:
+        out.append("<p>None listed.</p>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+MERGED_RENDERERS = {"json_path": to_json, "html_path": merged_html, "markdown_path": merged_markdown}

@@ -271,7 +271,14 @@ def _volume_restore(options, partition):
 
 def _backup_coverage(options, partition):
     describe = ("ec2:DescribeInstances", "ec2:DescribeVolumes", "ec2:DescribeImages", "ec2:DescribeSnapshots")
-    return [Grant("Describe", (DESCRIBE_REGIONS,) + describe, ("*",), None)]
+    merged = options.get("host_results")
+    if merged is None:
+        return [Grant("Describe", (DESCRIBE_REGIONS,) + describe, ("*",), None)]
+    # Merging host results reads the S3 prefix they were written to, and nothing of EC2.
+    if not isinstance(merged, str) or not merged.startswith("s3://") or "*" in merged:
+        raise FeatureError("backup_coverage host_results must be s3://bucket/prefix/ here, got {0!r}".format(merged))
+    bucket, _sep, prefix = merged[len("s3://"):].partition("/")
+    return _s3_mirror({"bucket": bucket, "prefix": prefix}, partition)
 
 
 FEATURES = {
@@ -284,7 +291,7 @@ FEATURES = {
     "instance_restore": (_instance_restore, ("wait", "iam_instance_profile")),
     "volume_restore": (_volume_restore, ("attach",)),
     "s3_restore": (_s3_restore, ("bucket", "prefix", "delete")),
-    "backup_coverage": (_backup_coverage, ()),
+    "backup_coverage": (_backup_coverage, ("host_results",)),
 }
 
 

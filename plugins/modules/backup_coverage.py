@@ -92,6 +92,18 @@ options:
   markdown_path:
     description: Write the report here as Markdown.
     type: path
+  host_results:
+    description:
+      - Merge instead of describing. A folder, or V(s3://bucket/prefix/), holding the C(<host>.json) files that the
+        P(opsvault.aws_backup.host_results#callback) callback wrote for each host of a run over the
+        P(opsvault.aws_backup.accounts#inventory) inventory (several AWX job slices may write into the same place).
+      - The merged report lists every host, failed ones first with the message of their failure (a role that could
+        not be assumed, a region that could not be described), the coverage summed over the hosts whose
+        coverage report ran, per account and per region, and the problems each host's report listed (at most its
+        O(report_limit)). It goes to O(json_path), O(html_path) and O(markdown_path) like a single report.
+      - No EC2 call is made; O(regions) is not used. An S3 location is read with C(s3:ListBucket) and
+        C(s3:GetObject), with the module's credentials (and O(assume_role_arn) when given).
+    type: str
 notes:
   - Requires C(ec2:DescribeRegions), C(ec2:DescribeInstances), C(ec2:DescribeVolumes), C(ec2:DescribeImages),
     C(ec2:DescribeSnapshots), and C(sts:GetCallerIdentity) (allowed to every principal).
@@ -119,6 +131,12 @@ EXAMPLES = r"""
     fail_under: 95
   register: coverage
 
+- name: One page for the whole organisation, from the host results of a run over the accounts inventory
+  opsvault.aws_backup.backup_coverage:
+    host_results: s3://backup-reports/coverage/2026-11-23/
+    html_path: /var/lib/backup-reports/organisation.html
+    json_path: /var/lib/backup-reports/organisation.json
+
 - name: Show the sources that are not protected
   ansible.builtin.debug:
     msg: "{{ coverage.problems | selectattr('kind', 'in', ['instance', 'volume']) | map(attribute='resource') }}"
@@ -133,7 +151,10 @@ counts:
            "not_restore_tested": 0, "ok": 40}, "backups": {"shared_public": 0, "expired_not_purged": 3,
            "orphan": 1, "unmanaged": 12, "ok": 300}}
 coverage:
-  description: The percentage of sources that are V(ok), overall, per region and per policy (null when no source).
+  description:
+    - The percentage of sources that are V(ok), overall, per region and per policy (null when no source).
+    - With O(host_results), overall, per account and per region (C(accounts), C(regions)), each with its C(hosts)
+      and C(failed_hosts).
   returned: always
   type: dict
   sample: {"percent": 93.0, "ok": 40, "total": 43, "regions": {"eu-west-1": {"percent": 93.0, "ok": 40, "total": 43}},
@@ -210,13 +231,69 @@ problems:
       description: The purge rule's reason, for example that O(keep_min) keeps it.
       type: str
       sample: one of the newest 1 ready backup(s) of i-0123456789abcdef0 (keep_min)
+    account_id:
+      description: With O(host_results), the account of the host whose report listed the problem.
+      type: str
+      sample: "123456789012"
+    host:
+      description: With O(host_results), that host.
+      type: str
+      sample: 123456789012-eu-west-1
+hosts:
+  description: With O(host_results), every host of the files, failed ones first.
+  returned: when O(host_results) is set
+  type: list
+  elements: dict
+  contains:
+    host:
+      description: The inventory host, C(<account>-<region>) from the accounts inventory.
+      type: str
+      sample: 123456789012-eu-west-1
+    account_id:
+      description: Its account.
+      type: str
+      sample: "123456789012"
+    region:
+      description: Its region.
+      type: str
+      sample: eu-west-1
+    status:
+      description: V(failed) when a task failed on the host, else V(ok).
+      type: str
+      sample: failed
+    message:
+      description: The message of its first failed task (null when none failed).
+      type: str
+      sample: "Could not assume role arn:aws:iam::210987654321:role/OpsvaultBackup: An error occurred (AccessDenied) ..."
+    actions:
+      description: The modules that ran on it.
+      type: list
+      elements: str
+      sample: [opsvault.aws_backup.backup_coverage]
+    coverage:
+      description: Its coverage (C(percent), C(ok), C(total)), null when its coverage report did not run.
+      type: dict
+      sample: {"percent": 100.0, "ok": 4, "total": 4}
+    counts:
+      description: Its counts of sources and backups per status, null when its coverage report did not run.
+      type: dict
+    problems_total:
+      description: Its number of problems.
+      type: int
+      sample: 0
+failed_hosts:
+  description: With O(host_results), the hosts on which a task failed; they are in the report, named, not left out.
+  returned: when O(host_results) is set
+  type: list
+  elements: str
+  sample: [210987654321-eu-west-1]
 problems_total:
   description: The number of problems, all of them (RV(problems) may hold fewer).
   returned: always
   type: int
   sample: 4
 account:
-  description: The account id.
+  description: The account id (null with O(host_results)).
   returned: always
   type: str
   sample: "123456789012"
@@ -248,7 +325,7 @@ errors:
   type: list
   elements: dict
 regions:
-  description: The regions the report covers.
+  description: The regions the report covers (with O(host_results), the regions of the hosts).
   returned: always
   type: list
   elements: str
@@ -261,15 +338,27 @@ msg:
 
 import os
 
+try:
+    from botocore.exceptions import BotoCoreError
+    from botocore.exceptions import ClientError
+except ImportError:
+    pass  # AnsibleAWSModule reports the missing SDK
+
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import get_aws_connection_info
+
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import coverage
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import coverage_report
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import host_results
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import options as shared
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import purge_rule
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import values
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import client_for
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import paginate
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.engine import RegionalJob
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.engine import regional_module
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import Summary
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import error_entry
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import finish
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_index import read_last_run
 
 ARGUMENT_SPEC = shared.argument_spec(
@@ -288,6 +377,7 @@ ARGUMENT_SPEC = shared.argument_spec(
     json_path=dict(type="path"),
     html_path=dict(type="path"),
     markdown_path=dict(type="path"),
+    host_results=dict(type="str"),
 )
 LIVE_INSTANCE_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"]
 
@@ -335,7 +425,20 @@ def parse_options(params, check_mode):
         fail_under=fail_under,
         mirror_dests=[os.path.realpath(dest) for dest in params["mirror_dests"]],
         files={key: check_writable(key, params[key]) for key in coverage_report.RENDERERS if params[key]},
+        host_results=_host_results_location(params["host_results"]),
     )
+
+
+def _host_results_location(location):
+    if location is None:
+        return None
+    if host_results.is_s3(location):
+        host_results.parse_s3_url(location)
+        return location
+    path = os.path.abspath(os.path.expanduser(location))
+    if not os.path.isdir(path):
+        raise ValueError("host_results {0!r} is not a directory (nor s3://bucket/prefix/)".format(location))
+    return path
 
 
 def describe_region(client, options):
@@ -402,12 +505,7 @@ class BackupCoverage(RegionalJob):
             account=self.account_id,
             generated_at=self.report["generated_at"],
         )
-        for option, path in self.options["files"].items():
-            try:
-                coverage_report.write_file(path, coverage_report.RENDERERS[option](self.report))
-                keys[option] = path
-            except OSError as exc:
-                self.errors.append(error_entry(path, None, "write_" + option, code="OSError", message=str(exc)))
+        keys.update(write_files(self.options["files"], coverage_report.RENDERERS, self.report, self.errors))
         return keys
 
     def summarise(self, summary, result):
@@ -419,8 +517,70 @@ class BackupCoverage(RegionalJob):
             result["failed"] = True
 
 
+def write_files(files, renderers, report, errors):
+    """Each report file asked for; a file that cannot be written is an error, the others are still written."""
+    written = {}
+    for option, path in files.items():
+        try:
+            coverage_report.write_file(path, renderers[option](report))
+            written[option] = path
+        except OSError as exc:
+            errors.append(error_entry(path, None, "write_" + option, code="OSError", message=str(exc)))
+    return written
+
+
+def read_host_results(module, location):
+    if not host_results.is_s3(location):
+        return host_results.read_folder(location)
+    region = get_aws_connection_info(module)[0] or "us-east-1"
+    try:
+        return host_results.read_s3(client_for(module, "s3", region), location)
+    except (BotoCoreError, ClientError) as exc:
+        module.fail_json_aws(exc, msg="Could not read the host results under {0}".format(location))
+
+
+def merge_host_results(module, options):
+    """The organisation-wide report from the per-host files: no EC2 call."""
+    location = options["host_results"]
+    try:
+        entries = read_host_results(module, location)
+    except (OSError, ValueError) as exc:
+        module.fail_json(msg="host_results {0}: {1}".format(location, exc))
+    report = coverage_report.merge(entries, values.utc_now(), sources=[location])
+    errors = []
+    result = dict(
+        changed=False,
+        hosts=report["hosts"],
+        failed_hosts=report["failed_hosts"],
+        counts=report["counts"],
+        coverage=report["coverage"],
+        problems=report["problems"][: options["report_limit"]],
+        problems_total=report["problems_total"],
+        account=None,
+        generated_at=report["generated_at"],
+        skipped_resources=[],
+        regions=sorted({row["region"] for row in report["hosts"] if row["region"]}),
+    )
+    result.update(write_files(options["files"], coverage_report.MERGED_RENDERERS, report, errors))
+    summary = Summary(module.check_mode)
+    if not entries:
+        summary.note("no host results under {0}".format(location))
+    for line in coverage_report.merged_msg_lines(report):
+        summary.note(line)
+    percent, fail_under = report["coverage"]["percent"], options["fail_under"]
+    if fail_under is not None and percent is not None and percent < fail_under:
+        summary.note("coverage {0}% is under fail_under {1}%".format(percent, fail_under))
+        result["failed"] = True
+    summary.errors(errors)
+    result["errors"] = errors
+    result["msg"] = "{0}: {1}".format(location, summary.text())
+    finish(module, result)
+
+
 def main():
     module, options = regional_module(ARGUMENT_SPEC, parse_options)
+    if options["host_results"]:
+        merge_host_results(module, options)
     BackupCoverage.for_module(module, options).run()
 
 

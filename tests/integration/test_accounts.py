@@ -431,3 +431,95 @@ def test_s3_mirror_assumes_the_role_it_is_given(aws, org, play, tmp_path):
     assert missing["failed"] and org.role_arn("old") in missing["msg"]
     assert run.result("In prod")["changed"]
     assert (tmp_path / "mirror" / "a.txt").read_bytes() == b"from prod"
+
+
+RESULTS_CALLBACK = {"ANSIBLE_CALLBACKS_ENABLED": "opsvault.aws_backup.host_results"}
+COVERAGE_TASK = "Describe every source and backup and give each a status"
+
+
+def run_coverage(aws, tmp_path, inventory, env):
+    return ansible_run.run_playbook(
+        "opsvault.aws_backup.coverage_report",
+        tmp_path,
+        endpoint=aws.endpoint,
+        inventory=inventory,
+        extra_vars={"coverage_report_hosts": "all"},
+        options=["-f", "6"],
+        env=dict(RESULTS_CALLBACK, **env),
+    )
+
+
+def merge_report(aws, tmp_path, location):
+    """The coverage report merging the host results at ``location`` (run on localhost); its files and result."""
+    out = tmp_path / "merged"
+    run = ansible_run.run_playbook(
+        "opsvault.aws_backup.coverage_report",
+        tmp_path,
+        endpoint=aws.endpoint,
+        extra_vars={"coverage_report_host_results": location, "coverage_report_dir": str(out)},
+        env={"AWS_REGION": "us-east-1"},
+    )
+    assert run.rc == 0, run.stdout[-3000:]
+    return run.result(COVERAGE_TASK), out
+
+
+def test_the_merged_coverage_report_lists_every_host_and_names_the_failed_ones(aws, org, tmp_path):
+    organization.create_role(org.accounts["management"])
+    launched = seed(aws, org, ["management"], per_region=1)
+    inventory = write_inventory(tmp_path, aws.endpoint, organization=True, regions=REGIONS)
+    run = run_coverage(aws, tmp_path, inventory, {"OPSVAULT_RESULTS_DIR": str(tmp_path / "results")})
+    assert run.rc != 0  # prod's role is missing
+    per_host = run.by_host(COVERAGE_TASK)
+    assert len(per_host) == 6
+
+    result, out = merge_report(aws, tmp_path, str(tmp_path / "results"))
+
+    prod_hosts = {"{0}-{1}".format(org.accounts["prod"], region) for region in REGIONS}
+    report = json.loads((out / "coverage.json").read_text())
+    assert report["kind"] == "organisation"
+    assert {row["host"] for row in report["hosts"]} == set(per_host)
+    assert set(report["failed_hosts"]) == set(result["failed_hosts"]) == prod_hosts
+    for row in report["hosts"]:
+        assert (row["account_id"], row["region"]) == tuple(row["host"].split("-", 1))
+        if row["host"] in prod_hosts:
+            assert row["status"] == "failed" and org.role_arn("prod") in row["message"] and row["coverage"] is None
+        else:
+            # Every launched instance is missing a backup: the host's own report, summed into the page.
+            assert row["status"] == "ok" and row["coverage"] == {"percent": 0.0, "ok": 0, "total": 1}
+            assert per_host[row["host"]]["coverage"]["total"] == 1
+    assert report["coverage"]["total"] == len(launched[ACCOUNT_ID]) == 3
+    assert report["coverage"]["accounts"][org.accounts["prod"]]["failed_hosts"] == 3
+    assert {item["resource"] for item in report["problems"]} == launched[ACCOUNT_ID]
+    assert {item["account_id"] for item in report["problems"]} == {ACCOUNT_ID}
+    markdown, page = (out / "coverage.md").read_text(), (out / "coverage.html").read_text()
+    for host in prod_hosts:
+        assert host in markdown.split("## Coverage")[0]  # under "Failed hosts"
+        assert 'data-failed-host="{0}"'.format(host) in page
+    assert "3 failed" in result["msg"] and "6 host(s)" in result["msg"]
+
+
+def test_host_results_go_to_an_s3_prefix_and_the_merge_reads_them(aws, org, tmp_path):
+    organization.create_role(org.accounts["management"])
+    seed(aws, org, ["management"], per_region=1)
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="backup-reports")
+    inventory = write_inventory(tmp_path, aws.endpoint, organization=True, regions=REGIONS)
+    url = "s3://backup-reports/coverage/day-1/"
+    run = run_coverage(aws, tmp_path, inventory, {"OPSVAULT_RESULTS_S3_URL": url})
+    hosts = set(run.by_host(COVERAGE_TASK))
+
+    listed = s3.list_objects_v2(Bucket="backup-reports")["Contents"]
+    assert {item["Key"] for item in listed} == {"coverage/day-1/{0}.json".format(host) for host in hosts}
+    for host in hosts:
+        entry = json.loads(s3.get_object(Bucket="backup-reports", Key="coverage/day-1/{0}.json".format(host))["Body"].read())
+        account, region = host.split("-", 1)
+        assert (entry["host"], entry["account_id"], entry["region"]) == (host, account, region)
+        assert entry["failed"] == (account == org.accounts["prod"])
+        [task] = entry["tasks"]
+        assert task["action"] == "opsvault.aws_backup.backup_coverage"
+        assert task["result"]["msg"] == run.by_host(COVERAGE_TASK)[host]["msg"]
+
+    result, out = merge_report(aws, tmp_path, url)
+    assert {row["host"] for row in result["hosts"]} == hosts
+    assert set(result["failed_hosts"]) == {host for host in hosts if host.startswith(org.accounts["prod"])}
+    assert json.loads((out / "coverage.json").read_text())["sources"] == [url]
