@@ -2,8 +2,11 @@
 playbooks over it, each host assuming its account's role (moto's AssumeRole as strict as AWS's)."""
 
 import json
+import os
 import subprocess
+from pathlib import Path
 
+import ansible_runner
 import boto3
 import botocore.exceptions
 import pytest
@@ -523,3 +526,51 @@ def test_host_results_go_to_an_s3_prefix_and_the_merge_reads_them(aws, org, tmp_
     assert {row["host"] for row in result["hosts"]} == hosts
     assert set(result["failed_hosts"]) == {host for host in hosts if host.startswith(org.accounts["prod"])}
     assert json.loads((out / "coverage.json").read_text())["sources"] == [url]
+
+
+def test_two_slices_through_ansible_runner_cover_every_host_once_and_merge_into_one_report(aws, org, tmp_path):
+    """As AWX runs a sliced job: ansible-runner, one slice per ``--limit``, each leaving its hosts' results."""
+    for name in ("management", "prod"):
+        organization.create_role(org.accounts[name])
+    launched = seed(aws, org, ["management", "prod"], per_region=1)
+    inventory = write_inventory(tmp_path, aws.endpoint, organization=True, regions=REGIONS)
+    env = ansible_run.environment(aws.endpoint, dict(RESULTS_CALLBACK, OPSVAULT_RESULTS_DIR=str(tmp_path / "results")))
+    env.pop("ANSIBLE_STDOUT_CALLBACK")  # ansible-runner's own, as in AWX
+    env["PATH"] = str(Path(ansible_run.ANSIBLE_PLAYBOOK).parent) + os.pathsep + env["PATH"]
+
+    slices = []
+    for number, limit in enumerate(("all[0:2]", "all[3:5]")):
+        private_data_dir = tmp_path / "slice-{0}".format(number)
+        private_data_dir.mkdir()
+        runner = ansible_runner.run(
+            private_data_dir=str(private_data_dir),
+            playbook="opsvault.aws_backup.ami_backup",
+            inventory=str(inventory),
+            limit=limit,
+            forks=10,
+            extravars={"ami_backup_hosts": "all"},
+            envvars=env,
+            quiet=True,
+        )
+        assert (runner.status, runner.rc) == ("successful", 0), runner.stdout.read()[-3000:]
+        backed_up = {
+            event["event_data"]["host"]
+            for event in runner.events
+            if event["event"] == "runner_on_ok" and event["event_data"].get("task") == BACKUP_TASK
+        }
+        assert backed_up == set(runner.stats["ok"])
+        slices.append(backed_up)
+
+    assert len(slices[0]) == len(slices[1]) == 3 and not slices[0] & slices[1]
+    every_host = {"{0}-{1}".format(org.accounts[n], r) for n in ("management", "prod") for r in REGIONS}
+    assert slices[0] | slices[1] == every_host
+    made = amis_by_account(aws, org, ["management", "prod"])
+    assert {account: sorted(ids) for account, ids in made.items()} == {
+        account: sorted(ids) for account, ids in launched.items()
+    }
+
+    result, out = merge_report(aws, tmp_path, str(tmp_path / "results"))
+    report = json.loads((out / "coverage.json").read_text())
+    assert {row["host"] for row in report["hosts"]} == every_host and report["failed_hosts"] == []
+    assert all(row["actions"] == ["opsvault.aws_backup.ami_backup"] for row in report["hosts"])
+    assert result["counts"]["hosts"] == 6
