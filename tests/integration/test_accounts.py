@@ -574,3 +574,50 @@ def test_two_slices_through_ansible_runner_cover_every_host_once_and_merge_into_
     assert {row["host"] for row in report["hosts"]} == every_host and report["failed_hosts"] == []
     assert all(row["actions"] == ["opsvault.aws_backup.ami_backup"] for row in report["hosts"])
     assert result["counts"]["hosts"] == 6
+
+
+def test_ebs_snapshot_and_snapshot_purge_over_the_inventory_work_in_each_account_own_backend(aws, org, tmp_path):
+    for name in ("management", "prod"):
+        organization.create_role(org.accounts[name])
+    seed(aws, org, ["management", "prod"], per_region=1)
+    volumes = {}
+    for name in ("management", "prod"):
+        for region in REGIONS:
+            ec2 = organization.ec2_in(aws.endpoint, org.role_arn(name), region)
+            volumes["{0}-{1}".format(org.accounts[name], region)] = {
+                volume["VolumeId"] for volume in ec2.describe_volumes()["Volumes"]
+            }
+    inventory = write_inventory(tmp_path, aws.endpoint, organization=True, regions=REGIONS)
+
+    run = ansible_run.run_playbook(
+        "opsvault.aws_backup.ebs_snapshot",
+        tmp_path,
+        endpoint=aws.endpoint,
+        inventory=inventory,
+        extra_vars={"ebs_snapshot_hosts": "all"},
+        options=["-f", "6"],
+    )
+    assert run.rc == 0, run.stdout[-3000:]
+    results = run.by_host("Create EBS snapshots")
+    assert set(results) == set(volumes)
+    for host, result in results.items():
+        assert result["regions"] == [host.split("-", 1)[1]]
+        assert {snapshot["volume_id"] for snapshot in result["snapshots"]} == volumes[host], result["snapshots"]
+        ec2 = organization.ec2_in(aws.endpoint, *role_and_region(org, host))
+        made = {s["VolumeId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"] if host.startswith(s["OwnerId"])}
+        assert made == volumes[host]  # in the host's own account and region, none of another's
+
+    purge = ansible_run.run_playbook(
+        "opsvault.aws_backup.snapshot_purge",
+        tmp_path,
+        endpoint=aws.endpoint,
+        inventory=inventory,
+        extra_vars={"snapshot_purge_hosts": "all", "snapshot_purge_as_of": "2099-01-01"},
+        options=["-f", "6"],
+        check=True,
+    )
+    assert purge.rc == 0, purge.stdout[-3000:]
+    for host, result in purge.by_host("Delete, archive or list expired and stale snapshots").items():
+        # Each is the newest of its volume: kept, whatever the date.
+        kept = {item["resource"] for item in result["skipped_resources"]}
+        assert kept == {snapshot["snapshot_id"] for snapshot in results[host]["snapshots"]}, host

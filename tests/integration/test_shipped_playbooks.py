@@ -57,7 +57,7 @@ CONNECTION_OPTIONS = (
 )
 # Over the accounts inventory these playbooks take the region, role and external id from each host.
 HOST_OPTIONS = {"region": "aws_region", "assume_role_arn": "aws_role_arn", "external_id": "aws_external_id"}
-ACCOUNT_PLAYBOOKS = ("ami_backup", "ami_purge")
+ACCOUNT_PLAYBOOKS = ("ami_backup", "ami_purge", "ebs_snapshot", "snapshot_purge")
 
 
 @functools.lru_cache(maxsize=None)
