@@ -335,7 +335,9 @@ def _host_row(entry):
     coverage report ran on it) and its problems, each tagged with the host's account."""
     tasks = entry.get("tasks") or []
     failures = [task for task in tasks if task.get("failed")]
-    reports = [task["result"] for task in tasks if task.get("action") == COVERAGE_ACTION and "coverage" in task["result"]]
+    reports = [
+        task["result"] for task in tasks if task.get("action") == COVERAGE_ACTION and "coverage" in task["result"]
+    ]
     report = reports[-1] if reports else None
     account = entry.get("account_id") or (report or {}).get("account")
     row = {
@@ -381,9 +383,7 @@ def merge(entries, generated_at, sources=()):
         found.extend(problems_found)
     rows.sort(key=lambda row: (row["status"] != HOST_FAILED, str(row["account_id"]), str(row["region"]), row["host"]))
     source_key, backup_key = _worst_first(_SOURCE_RANK), _worst_first(_BACKUP_RANK)
-    found.sort(
-        key=lambda item: (0,) + source_key(item) if item["status"] in _SOURCE_RANK else (1,) + backup_key(item)
-    )
+    found.sort(key=lambda item: (0,) + source_key(item) if item["status"] in _SOURCE_RANK else (1,) + backup_key(item))
     reported = [row for row in rows if row["coverage"]]
     ok, total = sum(row["coverage"]["ok"] for row in reported), sum(row["coverage"]["total"] for row in reported)
     counts = {"hosts": len(rows), "failed_hosts": sum(1 for row in rows if row["status"] == HOST_FAILED)}
@@ -469,7 +469,9 @@ def merged_markdown(report):
     if failed:
         lines += ["| Host | Account | Region | Failure |", "|---|---|---|---|"]
         lines += [
-            "| {0} | {1} | {2} | {3} |".format(*(_md_cell(c) for c in (r["host"], r["account_id"], r["region"], r["message"])))
+            "| {0} | {1} | {2} | {3} |".format(
+                *(_md_cell(c) for c in (r["host"], r["account_id"], r["region"], r["message"]))
+            )
             for r in failed
         ]
     else:
@@ -509,10 +511,13 @@ def merged_html(report):
         if row["status"] == HOST_FAILED:
             out.append(
                 '<p class="status bad" data-failed-host="{0}">Failed: {1}</p>'.format(
-                    _e(row["host"]), _e("{0} ({1}, {2}): {3}".format(row["host"], row["account_id"], row["region"], row["message"]))
+                    _e(row["host"]),
+                    _e("{0} ({1}, {2}): {3}".format(row["host"], row["account_id"], row["region"], row["message"])),
                 )
             )
-    out.append('<h2>Coverage</h2><table id="coverage"><tr><th>scope</th><th>coverage</th><th>ok</th><th>sources</th></tr>')
+    out.append(
+        '<h2>Coverage</h2><table id="coverage"><tr><th>scope</th><th>coverage</th><th>ok</th><th>sources</th></tr>'
+    )
     for scope, percent, ok, total in _merged_scopes(report):
         out.append(
             "<tr><td>{0}</td><td>{1}</td><td>{2}</td><td>{3}</td></tr>".format(

@@ -20,7 +20,7 @@ def is_s3(location):
 
 def parse_s3_url(url):
     """``s3://bucket/prefix/`` -> ``(bucket, prefix)``; the prefix ends in ``/`` unless empty."""
-    bucket, _sep, prefix = url[len(S3_SCHEME):].partition("/")
+    bucket, _sep, prefix = url[len(S3_SCHEME) :].partition("/")
     if not bucket:
         raise ValueError("an S3 location is s3://bucket/prefix/, got {0!r}".format(url))
     if prefix and not prefix.endswith("/"):

@@ -440,11 +440,11 @@ RESULTS_CALLBACK = {"ANSIBLE_CALLBACKS_ENABLED": "opsvault.aws_backup.host_resul
 COVERAGE_TASK = "Describe every source and backup and give each a status"
 
 
-def run_coverage(aws, tmp_path, inventory, env):
+def run_coverage(endpoint, tmp_path, inventory, env):
     return ansible_run.run_playbook(
         "opsvault.aws_backup.coverage_report",
         tmp_path,
-        endpoint=aws.endpoint,
+        endpoint=endpoint,
         inventory=inventory,
         extra_vars={"coverage_report_hosts": "all"},
         options=["-f", "6"],
@@ -466,39 +466,48 @@ def merge_report(aws, tmp_path, location):
     return run.result(COVERAGE_TASK), out
 
 
-def test_the_merged_coverage_report_lists_every_host_and_names_the_failed_ones(aws, org, tmp_path):
+def test_the_merged_coverage_report_lists_every_host_and_names_the_failed_ones(aws, org, counting_proxy, tmp_path):
     organization.create_role(org.accounts["management"])
     launched = seed(aws, org, ["management"], per_region=1)
-    inventory = write_inventory(tmp_path, aws.endpoint, organization=True, regions=REGIONS)
-    run = run_coverage(aws, tmp_path, inventory, {"OPSVAULT_RESULTS_DIR": str(tmp_path / "results")})
-    assert run.rc != 0  # prod's role is missing
+    inventory = write_inventory(tmp_path, counting_proxy.endpoint, organization=True, regions=REGIONS)
+    counting_proxy.configure(down_regions=["ap-southeast-2"])
+    run = run_coverage(
+        counting_proxy.endpoint, tmp_path, inventory, {"OPSVAULT_RESULTS_DIR": str(tmp_path / "results")}
+    )
+    assert run.rc != 0  # prod's role is missing, and a region is down
     per_host = run.by_host(COVERAGE_TASK)
     assert len(per_host) == 6
 
     result, out = merge_report(aws, tmp_path, str(tmp_path / "results"))
 
     prod_hosts = {"{0}-{1}".format(org.accounts["prod"], region) for region in REGIONS}
+    region_down = "{0}-ap-southeast-2".format(ACCOUNT_ID)
     report = json.loads((out / "coverage.json").read_text())
     assert report["kind"] == "organisation"
     assert {row["host"] for row in report["hosts"]} == set(per_host)
-    assert set(report["failed_hosts"]) == set(result["failed_hosts"]) == prod_hosts
+    assert set(report["failed_hosts"]) == set(result["failed_hosts"]) == prod_hosts | {region_down}
     for row in report["hosts"]:
         assert (row["account_id"], row["region"]) == tuple(row["host"].split("-", 1))
         if row["host"] in prod_hosts:
             assert row["status"] == "failed" and org.role_arn("prod") in row["message"] and row["coverage"] is None
+        elif row["host"] == region_down:
+            assert row["status"] == "failed" and row["message"] == per_host[region_down]["msg"]
         else:
-            # Every launched instance is missing a backup: the host's own report, summed into the page.
+            # The launched instance has no backup: the host's own report, summed into the page.
             assert row["status"] == "ok" and row["coverage"] == {"percent": 0.0, "ok": 0, "total": 1}
             assert per_host[row["host"]]["coverage"]["total"] == 1
-    assert report["coverage"]["total"] == len(launched[ACCOUNT_ID]) == 3
+    assert report["coverage"]["total"] == 2
     assert report["coverage"]["accounts"][org.accounts["prod"]]["failed_hosts"] == 3
-    assert {item["resource"] for item in report["problems"]} == launched[ACCOUNT_ID]
+    reservations = aws.ec2("ap-southeast-2").describe_instances()["Reservations"]
+    in_down_region = {instance["InstanceId"] for r in reservations for instance in r["Instances"]}
+    assert {item["resource"] for item in report["problems"]} == launched[ACCOUNT_ID] - in_down_region
+    assert len(in_down_region) == 1
     assert {item["account_id"] for item in report["problems"]} == {ACCOUNT_ID}
     markdown, page = (out / "coverage.md").read_text(), (out / "coverage.html").read_text()
-    for host in prod_hosts:
+    for host in prod_hosts | {region_down}:
         assert host in markdown.split("## Coverage")[0]  # under "Failed hosts"
         assert 'data-failed-host="{0}"'.format(host) in page
-    assert "3 failed" in result["msg"] and "6 host(s)" in result["msg"]
+    assert "4 failed" in result["msg"] and "6 host(s)" in result["msg"]
 
 
 def test_host_results_go_to_an_s3_prefix_and_the_merge_reads_them(aws, org, tmp_path):
@@ -508,13 +517,15 @@ def test_host_results_go_to_an_s3_prefix_and_the_merge_reads_them(aws, org, tmp_
     s3.create_bucket(Bucket="backup-reports")
     inventory = write_inventory(tmp_path, aws.endpoint, organization=True, regions=REGIONS)
     url = "s3://backup-reports/coverage/day-1/"
-    run = run_coverage(aws, tmp_path, inventory, {"OPSVAULT_RESULTS_S3_URL": url})
+    run = run_coverage(aws.endpoint, tmp_path, inventory, {"OPSVAULT_RESULTS_S3_URL": url})
     hosts = set(run.by_host(COVERAGE_TASK))
 
     listed = s3.list_objects_v2(Bucket="backup-reports")["Contents"]
     assert {item["Key"] for item in listed} == {"coverage/day-1/{0}.json".format(host) for host in hosts}
     for host in hosts:
-        entry = json.loads(s3.get_object(Bucket="backup-reports", Key="coverage/day-1/{0}.json".format(host))["Body"].read())
+        entry = json.loads(
+            s3.get_object(Bucket="backup-reports", Key="coverage/day-1/{0}.json".format(host))["Body"].read()
+        )
         account, region = host.split("-", 1)
         assert (entry["host"], entry["account_id"], entry["region"]) == (host, account, region)
         assert entry["failed"] == (account == org.accounts["prod"])
@@ -604,7 +615,11 @@ def test_ebs_snapshot_and_snapshot_purge_over_the_inventory_work_in_each_account
         assert result["regions"] == [host.split("-", 1)[1]]
         assert {snapshot["volume_id"] for snapshot in result["snapshots"]} == volumes[host], result["snapshots"]
         ec2 = organization.ec2_in(aws.endpoint, *role_and_region(org, host))
-        made = {s["VolumeId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"] if host.startswith(s["OwnerId"])}
+        made = {
+            s["VolumeId"]
+            for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+            if host.startswith(s["OwnerId"])
+        }
         assert made == volumes[host]  # in the host's own account and region, none of another's
 
     purge = ansible_run.run_playbook(

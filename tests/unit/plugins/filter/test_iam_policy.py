@@ -172,6 +172,15 @@ def test_s3_is_scoped_to_the_bucket_and_the_prefix():
     assert not [s for s in document["Statement"] if s["Action"][0].startswith("ec2:")]
 
 
+def test_merging_host_results_reads_only_their_s3_prefix_and_nothing_of_ec2():
+    document = iam_policy([{"name": "backup_coverage", "host_results": "s3://reports/coverage/daily/"}])
+    assert only_statement(document, "s3:ListBucket")["Resource"] == "arn:aws:s3:::reports"
+    assert only_statement(document, "s3:GetObject")["Resource"] == "arn:aws:s3:::reports/coverage/daily/*"
+    assert not [s for s in document["Statement"] if s["Action"][0].startswith("ec2:")]
+    with pytest.raises(AnsibleFilterError, match="'/var/lib/results'"):
+        iam_policy([{"name": "backup_coverage", "host_results": "/var/lib/results"}])
+
+
 def test_every_feature_together_has_no_wildcard_action_and_no_unscoped_mutation():
     document = iam_policy(
         [
