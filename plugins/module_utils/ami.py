@@ -77,12 +77,15 @@ def latest_backups(images):
     return latest
 
 
-def _retention_for(region, instance_id, tags, options, warnings):
+def _retention_for(region, instance_id, tags, options, warnings, parsed):
     value = tags.get(options["retention_tag"])
     if value is None:
         return options["retention"]
+    if value in parsed:
+        return parsed[value]
     try:
-        return parse_retention(value)
+        parsed[value] = parse_retention(value)
+        return parsed[value]
     except ValueError as exc:
         warnings.append(
             "instance {0} in {1}: {2} tag ignored, {3}; using the default retention {4!r}".format(
@@ -98,6 +101,26 @@ def policy_of(tags, options):
     return options.get("tag_value") or (tags.get(options["tag_key"]) or "").strip() or contract.DEFAULT_POLICY
 
 
+_STATES = {}
+
+
+def instance_for_plan(instance):
+    """Of a DescribeInstances item, only what ``plan_backups`` reads: its id, its state (one shared dict
+    per state name) and its tags as a dict, so that a region of 100,000 instances is held as ids and
+    tags, not as whole boto3 answers."""
+    state = (instance.get("State") or {}).get("Name")
+    return {
+        "InstanceId": instance["InstanceId"],
+        "State": _STATES.setdefault(state, {"Name": state}),
+        "Tags": contract.tag_dict(instance),
+    }
+
+
+def image_for_plan(image):
+    """Of a DescribeImages item, only what ``latest_backups`` reads."""
+    return {key: image.get(key) for key in ("ImageId", "State", "CreationDate", "Tags")}
+
+
 def plan_backups(region, instances, managed_images, options, now):
     """Decide, for one region, which instances get an AMI now.
 
@@ -109,6 +132,8 @@ def plan_backups(region, instances, managed_images, options, now):
     Returns ``{"create": [...], "skipped": [...], "warnings": [...]}``.
     """
     create, skipped, warnings = [], [], []
+    # One Retention and one DeleteOn text per distinct value, shared by every instance that has it.
+    parsed, delete_on_texts = {}, {}
     latest = latest_backups(managed_images)
     timestamp = now.strftime("%Y%m%dT%H%M%SZ")
 
@@ -132,8 +157,9 @@ def plan_backups(region, instances, managed_images, options, now):
             continue
 
         policy = policy_of(tags, options)
-        retention = _retention_for(region, instance_id, tags, options, warnings)
+        retention = _retention_for(region, instance_id, tags, options, warnings, parsed)
         delete_on = retention.expiry(now.date())
+        delete_on_text = delete_on_texts.setdefault(delete_on, delete_on.isoformat())
         name = ami_name(
             options["name_template"],
             {
@@ -152,7 +178,7 @@ def plan_backups(region, instances, managed_images, options, now):
                 "instance_id": instance_id,
                 "name": name,
                 "reboot": is_yes(tags.get(options["reboot_tag"])),
-                "delete_on": delete_on.isoformat(),
+                "delete_on": delete_on_text,
                 "retention": retention.text,
                 "tags": contract.backup_tags(
                     tags, provenance, delete_on, policy, options.get("copy_tags"), options.get("extra_tags")

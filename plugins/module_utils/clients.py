@@ -176,6 +176,12 @@ def paginate(client, operation, result_key, **params):
     return client.get_paginator(operation).paginate(**params).build_full_result().get(result_key, [])
 
 
+def pages(client, operation, **params):
+    """The pages of a paginated Describe/List call one by one, as they arrive: a caller that keeps only
+    what it needs of each page never holds the whole answer (the calls are the same as ``paginate``'s)."""
+    return client.get_paginator(operation).paginate(**params)
+
+
 def account_id_of(module, region):
     """The account's id (sts:GetCallerIdentity), to check the owner of what Describe calls return."""
     try:

@@ -4,6 +4,8 @@
 
 """The tag contract: what we read from sources and write on every backup."""
 
+import sys
+
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.values import parse_date
 
 MARKER_KEY = "CreatedBy"
@@ -36,8 +38,12 @@ RESTORE_RESERVED_KEYS = (
 
 
 def tag_dict(resource):
-    """A resource's ``Tags`` list as a dict (boto3 omits ``Tags`` when there are none)."""
-    return {tag["Key"]: tag["Value"] for tag in resource.get("Tags") or []}
+    """A resource's ``Tags`` list as a dict (boto3 omits ``Tags`` when there are none); ``Tags`` that are
+    already a dict (a describe item cut to what a planner reads) are returned as they are, to read."""
+    tags = resource.get("Tags") or []
+    if isinstance(tags, dict):
+        return tags
+    return {tag["Key"]: tag["Value"] for tag in tags}
 
 
 def is_managed(tags):
@@ -93,6 +99,6 @@ def backup_tags(source_tags, provenance, delete_on_date, policy, copy_tags=None,
         tags[NAME_KEY] = source_tags[NAME_KEY]
     tags.update(provenance)
     tags[MARKER_KEY] = MARKER_VALUE
-    tags[DELETE_ON_KEY] = delete_on_date.isoformat()
+    tags[DELETE_ON_KEY] = sys.intern(delete_on_date.isoformat())  # one string per date in a large run
     tags[POLICY_KEY] = policy or DEFAULT_POLICY
     return tags

@@ -4,7 +4,12 @@
 
 """Bounded concurrent fan-out, spread round-robin over regions so every region's rate limits drain at once."""
 
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+
+# Calls queued per worker: enough to keep every worker busy, few enough that 100,000 items are never
+# 100,000 futures (a Future with its lock and condition is about a kilobyte) at once.
+QUEUED_PER_WORKER = 4
 
 
 def by_region(item):
@@ -41,8 +46,16 @@ def run_concurrently(func, items, max_workers, spread_by=None):
         except Exception as exc:  # pylint: disable=broad-except
             return item, None, exc
 
-    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(items)))) as pool:
-        return list(pool.map(guarded, items))
+    workers = max(1, min(max_workers, len(items)))
+    results, queued = [], deque()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for item in items:
+            queued.append(pool.submit(guarded, item))
+            if len(queued) >= workers * QUEUED_PER_WORKER:
+                results.append(queued.popleft().result())
+        while queued:
+            results.append(queued.popleft().result())
+    return results
 
 
 def batches_doubling(items, largest):

@@ -167,8 +167,10 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_ta
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import contract
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import options as shared
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import check_name_template
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import image_for_plan
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import instance_for_plan
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import plan_backups
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import paginate
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import pages
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.engine import RegionalJob
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.engine import regional_module
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.fanout import run_concurrently
@@ -211,8 +213,9 @@ def parse_options(params, check_mode):
 
 
 def image_result(item, image_id=None, state=PLANNED):
-    keys = ("name", "region", "instance_id", "delete_on", "retention", "reboot", "tags")
-    return dict({key: item[key] for key in keys}, image_id=image_id, state=state)
+    """The planned item becomes its result (one dict per instance, not two, at 100,000 instances)."""
+    item.update(image_id=image_id, state=state)
+    return item
 
 
 def wait_available(client, images, timeout):
@@ -236,17 +239,21 @@ class AmiBackup(RegionalJob):
         client, options = self.clients[region], self.options
         selector = "tag:" + options["tag_key"] if options["tag_value"] else "tag-key"
         selector_values = [options["tag_value"] or options["tag_key"]]
-        reservations = paginate(
-            client, "describe_instances", "Reservations", Filters=[{"Name": selector, "Values": selector_values}]
-        )
-        instances = [instance for reservation in reservations for instance in reservation["Instances"]]
-        images = paginate(
+        # Page by page, each item cut to what the planner reads as soon as its page arrives.
+        answer = pages(client, "describe_instances", Filters=[{"Name": selector, "Values": selector_values}])
+        instances = [
+            instance_for_plan(instance)
+            for page in answer
+            for reservation in page.get("Reservations", [])
+            for instance in reservation["Instances"]
+        ]
+        answer = pages(
             client,
             "describe_images",
-            "Images",
             Owners=["self"],
             Filters=[{"Name": "tag:" + contract.MARKER_KEY, "Values": [contract.MARKER_VALUE]}],
         )
+        images = [image_for_plan(image) for page in answer for image in page.get("Images", [])]
         return instances, images
 
     def plan_region(self, region, described):
