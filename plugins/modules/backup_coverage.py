@@ -103,7 +103,7 @@ options:
         O(report_limit)). It goes to O(json_path), O(html_path) and O(markdown_path) like a single report.
       - No EC2 call is made; O(regions) is not used. An S3 location is read with C(s3:ListBucket) and
         C(s3:GetObject), with the module's credentials (and O(assume_role_arn) when given).
-    type: str
+    type: path
 notes:
   - Requires C(ec2:DescribeRegions), C(ec2:DescribeInstances), C(ec2:DescribeVolumes), C(ec2:DescribeImages),
     C(ec2:DescribeSnapshots), and C(sts:GetCallerIdentity) (allowed to every principal).
@@ -377,7 +377,7 @@ ARGUMENT_SPEC = shared.argument_spec(
     json_path=dict(type="path"),
     html_path=dict(type="path"),
     markdown_path=dict(type="path"),
-    host_results=dict(type="str"),
+    host_results=dict(type="path"),
 )
 LIVE_INSTANCE_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"]
 
@@ -435,7 +435,7 @@ def _host_results_location(location):
     if host_results.is_s3(location):
         host_results.parse_s3_url(location)
         return location
-    path = os.path.abspath(os.path.expanduser(location))
+    path = os.path.abspath(location)
     if not os.path.isdir(path):
         raise ValueError("host_results {0!r} is not a directory (nor s3://bucket/prefix/)".format(location))
     return path

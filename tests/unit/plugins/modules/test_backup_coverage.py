@@ -1,6 +1,8 @@
 """backup_coverage's AWS calls, with botocore's Stubber where moto cannot show them: every list is
 paginated (moto never pages), with the filters that keep the calls per region, not per resource."""
 
+import pytest
+
 from ansible_collections.opsvault.aws_backup.plugins.modules import backup_coverage
 from tests.harness.module_options import options_of
 
@@ -46,3 +48,11 @@ def test_each_list_follows_next_token_and_public_snapshots_come_from_one_filtere
     assert [item["ImageId"] for item in described["images"]] == ["ami-1", "ami-2"]
     assert [item["SnapshotId"] for item in described["snapshots"]] == ["snap-1", "snap-2"]
     assert described["public_snapshot_ids"] == ["snap-public"]
+
+
+def test_host_results_is_a_folder_or_an_s3_location_and_a_bad_one_is_named(tmp_path):
+    assert options_of(backup_coverage, host_results=str(tmp_path))["host_results"] == str(tmp_path)
+    assert options_of(backup_coverage, host_results="s3://reports/daily/")["host_results"] == "s3://reports/daily/"
+    for bad in (str(tmp_path / "missing"), "s3:///daily/"):
+        with pytest.raises(ValueError, match=repr(bad)):
+            options_of(backup_coverage, host_results=bad)
