@@ -285,6 +285,33 @@ class BackupCoverage:
         assert found == {self.covered: "ok", self.missing: "missing", self.volume: "ok"}
 
 
+class BackupCoverageMerge:
+    """The organisation-wide report from host results under an S3 prefix: S3 reads only, no EC2."""
+
+    feature = {"name": "backup_coverage", "host_results": "s3://backup-reports/daily/"}
+    changes = False
+
+    def seed(self, aws, tmp_path):
+        s3 = aws.client("s3", REGION)
+        s3.create_bucket(Bucket="backup-reports")
+        for host, failed in (("123456789012-us-east-1", False), ("210987654321-us-east-1", True)):
+            entry = {"host": host, "account_id": host[:12], "region": REGION, "failed": failed, "tasks": []}
+            s3.put_object(Bucket="backup-reports", Key="daily/{0}.json".format(host), Body=json.dumps(entry))
+        self.report = tmp_path / "organisation.json"
+        return {"host_results": self.feature["host_results"], "json_path": str(self.report)}
+
+    def state(self, aws):
+        return sorted(
+            item["Key"] for item in aws.client("s3", REGION).list_objects_v2(Bucket="backup-reports")["Contents"]
+        )
+
+    def succeeded(self, aws, before, after):
+        assert after == before
+        document = json.loads(self.report.read_text())
+        assert [row["host"] for row in document["hosts"]] == ["210987654321-us-east-1", "123456789012-us-east-1"]
+        assert document["failed_hosts"] == ["210987654321-us-east-1"]
+
+
 SCENARIOS = [
     AmiBackup(),
     AmiPurge(),
@@ -298,6 +325,7 @@ SCENARIOS = [
     VolumeRestore(attach=False),
     S3Restore(),
     BackupCoverage(),
+    BackupCoverageMerge(),
 ]
 
 
