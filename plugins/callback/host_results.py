@@ -50,6 +50,8 @@ import os
 
 try:
     import boto3
+    from botocore.exceptions import BotoCoreError
+    from botocore.exceptions import ClientError
 except ImportError:
     boto3 = None
 
@@ -106,10 +108,24 @@ class CallbackModule(CallbackBase):
             self._display.warning("host_results: set directory or s3_url; no host results written")
             return
         if directory:
-            host_results.write_folder(directory, entries)
+            try:
+                host_results.write_folder(directory, entries)
+            except OSError as exc:
+                self._display.error(
+                    "host_results: could not write the results of {0} host(s) to {1}: {2}".format(
+                        len(entries), directory, exc
+                    )
+                )
         if s3_url:
             if boto3 is None:
-                self._display.warning("host_results: s3_url needs boto3; no host results written to S3")
+                self._display.error("host_results: s3_url needs boto3; no host results written to {0}".format(s3_url))
                 return
             region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-            host_results.write_s3(boto3.client("s3", region_name=region), s3_url, entries)
+            try:
+                host_results.write_s3(boto3.client("s3", region_name=region), s3_url, entries)
+            except (BotoCoreError, ClientError, ValueError) as exc:
+                self._display.error(
+                    "host_results: could not write the results of {0} host(s) to {1}: {2}".format(
+                        len(entries), s3_url, exc
+                    )
+                )

@@ -636,3 +636,12 @@ def test_ebs_snapshot_and_snapshot_purge_over_the_inventory_work_in_each_account
         # Each is the newest of its volume: kept, whatever the date.
         kept = {item["resource"] for item in result["skipped_resources"]}
         assert kept == {snapshot["snapshot_id"] for snapshot in results[host]["snapshots"]}, host
+
+
+def test_host_results_that_cannot_be_written_are_an_error_naming_the_location(aws, org, tmp_path):
+    organization.create_role(org.accounts["prod"])
+    inventory = write_inventory(tmp_path, aws.endpoint, accounts=[{"id": org.accounts["prod"]}], regions=["eu-west-1"])
+    run = run_coverage(aws.endpoint, tmp_path, inventory, {"OPSVAULT_RESULTS_S3_URL": "s3://no-such-bucket/daily/"})
+    assert run.rc == 0, run.stdout[-3000:]  # the work itself went through
+    assert "could not write the results of 1 host(s) to s3://no-such-bucket/daily/" in run.stderr
+    assert "NoSuchBucket" in run.stderr
