@@ -5,6 +5,8 @@ import pytest
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import DEFAULT_NAME_TEMPLATE
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import ami_name
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import check_name_template
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import image_for_plan
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import instance_for_plan
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import plan_backups
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import sanitise_name
 from ansible_collections.opsvault.aws_backup.plugins.modules import ami_backup
@@ -173,3 +175,25 @@ def test_name_template_must_be_unique_per_instance_and_run():
         check_name_template("{name}-{date}")
     with pytest.raises(ValueError, match="unknown|not valid"):
         check_name_template("{name}-{instance_id}-{timestamp}-{owner}")
+
+
+def test_items_cut_to_what_the_planner_reads_give_the_same_plan():
+    whole = [
+        dict(
+            instance("i-a", Backup="", Name="web", Retention="30d", BackupReboot="yes"),
+            BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeId": "vol-1"}}],
+            NetworkInterfaces=[{"NetworkInterfaceId": "eni-1"}],
+        ),
+        instance("i-b", state="stopped", Backup=""),
+        instance("i-c", Backup="", Retention="bad"),
+        instance("i-d", Backup="", Retention="bad"),
+    ]
+    images = [image("ami-1", "i-z", "2026-11-20T00:00:00.000Z")]
+    cut = [instance_for_plan(item) for item in whole]
+    assert set(cut[0]) == {"InstanceId", "State", "Tags"} and cut[0]["Tags"]["Retention"] == "30d"
+    assert cut[0]["State"] is instance_for_plan(whole[2])["State"]  # one dict per state name
+    expected = plan_backups("eu-west-1", whole, images, options(), NOW)
+    assert plan_backups("eu-west-1", cut, [image_for_plan(i) for i in images], options(), NOW) == expected
+    assert len(expected["warnings"]) == 2  # a bad Retention warns for each instance, even when cached
+    delete_on = {item["instance_id"]: item["delete_on"] for item in expected["todo"]}
+    assert delete_on["i-c"] is delete_on["i-d"]  # one DeleteOn text per date

@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import fanout
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import client_for
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import clients_for
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import paginate
@@ -195,3 +196,25 @@ def test_every_client_of_a_module_comes_from_its_one_session():
     assert all(client._loader is session._loader for client in [*ec2.values(), sts])
     assert shared_session(other)[0] is not session
     assert shared_session(module, text_timestamps=True)[0] is not session
+
+
+def test_a_large_fan_out_queues_a_few_calls_per_worker_not_one_future_per_item(monkeypatch):
+    submitted, release = [], threading.Event()
+    real_submit = fanout.ThreadPoolExecutor.submit
+
+    def counting_submit(pool, *args):
+        submitted.append(args[1])
+        return real_submit(pool, *args)
+
+    monkeypatch.setattr(fanout.ThreadPoolExecutor, "submit", counting_submit)
+    finished = []
+    runner = threading.Thread(
+        target=lambda: finished.append(run_concurrently(lambda item: release.wait(5) and item, range(1000), 2))
+    )
+    runner.start()
+    time.sleep(0.3)
+    assert len(submitted) == 2 * fanout.QUEUED_PER_WORKER  # the first call has not returned yet
+    release.set()
+    runner.join(10)
+    [outcomes] = finished
+    assert [value for _item, value, _error in outcomes] == list(range(1000)) and len(submitted) == 1000
