@@ -31,7 +31,10 @@ CREDENTIAL_ERRORS = (
     "TokenRefreshRequired",
 )
 
-S3Object = namedtuple("S3Object", ["key", "size", "etag", "last_modified", "checksum_algorithms"])
+# version_id: the version a ``version_as_of`` run fetches, None for the current object.
+S3Object = namedtuple(
+    "S3Object", ["key", "size", "etag", "last_modified", "checksum_algorithms", "version_id"], defaults=(None,)
+)
 
 
 class MirrorError(Exception):
@@ -131,10 +134,10 @@ class CollisionTracker:
         return None
 
 
-def open_listing(client, bucket, prefix):
-    """The ListObjectsV2 pages of ``bucket`` under ``prefix``, the first one fetched now, so that a missing
-    bucket or bad credentials fail (MirrorError) before anything is written."""
-    pages = iter(client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix))
+def open_listing(client, bucket, prefix, operation="list_objects_v2"):
+    """The ListObjectsV2 (or ListObjectVersions) pages of ``bucket`` under ``prefix``, the first one fetched
+    now, so that a missing bucket or bad credentials fail (MirrorError) before anything is written."""
+    pages = iter(client.get_paginator(operation).paginate(Bucket=bucket, Prefix=prefix))
     try:
         first = next(pages, {})
     except NoCredentialsError:
@@ -194,3 +197,43 @@ def check_sorted(objects):
             )
         previous = obj.key
         yield obj
+
+
+def objects_as_of(pages, moment, oldest=None):
+    """The S3Objects of ListObjectVersions pages as the bucket held them at ``moment`` (seconds since the
+    epoch): for each key, its newest version or delete marker from then on or before; a key whose newest
+    one then is a delete marker, or that had none yet, is left out.
+
+    S3 lists versions by key, newest first, and delete markers apart from them in each page; a key's
+    versions may continue on the next page, so one key at a time is held.  ``oldest``, a list, receives
+    the LastModified of the oldest version or marker seen (to tell a moment before the bucket held
+    anything from an empty past).
+    """
+    current_key = None
+    chosen = False
+    for page in pages:
+        items = [(item, False) for item in page.get("Versions", ())]
+        items.extend((item, True) for item in page.get("DeleteMarkers", ()))
+        # Within a key, newest first; IsLatest breaks a tie of LastModified.
+        items.sort(
+            key=lambda pair: (pair[0]["Key"], -epoch_seconds(pair[0]["LastModified"]), not pair[0].get("IsLatest"))
+        )
+        for item, is_marker in items:
+            last_modified = epoch_seconds(item["LastModified"])
+            if oldest is not None and (not oldest or last_modified < oldest[0]):
+                oldest[:] = [last_modified]
+            if item["Key"] != current_key:
+                current_key, chosen = item["Key"], False
+            if chosen or last_modified > moment:
+                continue
+            chosen = True
+            if is_marker:
+                continue
+            yield S3Object(
+                key=item["Key"],
+                size=item["Size"],
+                etag=item.get("ETag", ""),
+                last_modified=last_modified,
+                checksum_algorithms=tuple(item.get("ChecksumAlgorithm", ())),
+                version_id=item.get("VersionId"),
+            )

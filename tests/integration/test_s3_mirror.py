@@ -63,7 +63,17 @@ def test_cold_mirror_is_byte_identical_and_warm_rerun_downloads_nothing(s3, play
     assert s3h.local_files(dest) == expected
     assert (dest / "folder marker").is_dir()
     assert result["counts"] == dict(
-        listed=9, downloaded=8, unchanged=0, directories=1, excluded=0, skipped=0, deleted=0, orphaned=0, errors=0
+        listed=9,
+        downloaded=8,
+        adopted=0,
+        unchanged=0,
+        directories=1,
+        excluded=0,
+        skipped=0,
+        deleted=0,
+        orphaned=0,
+        kept_previous=0,
+        errors=0,
     )
     assert result["bytes"]["downloaded"] == sum(len(body) for body in expected.values())
     assert {item["key"] for item in result["downloaded_keys"]} == set(expected)
@@ -443,7 +453,9 @@ def test_interrupted_run_leaves_no_partial_file_and_rerun_completes(s3, aws, tmp
     assert run.rc == 0, result.get("msg")
     assert s3h.local_files(dest) == dict(small, **{"zz-big.bin": big})
     assert not temp_dir.exists()
-    assert result["counts"]["downloaded"] + result["counts"]["unchanged"] == 21
+    # The files completed before the kill are on disk with the object's size and mtime: adopted, not fetched.
+    assert result["counts"]["adopted"] == len(files)
+    assert result["counts"]["downloaded"] == 21 - len(files)
 
 
 def test_fqcn_playbook_mirrors_with_environment_credentials(s3, aws, tmp_path):
