@@ -300,6 +300,7 @@ class Mirror:
             report.error(self.bucket, "list", MirrorError("VersionAsOfTooEarly", too_early))
         refusal = change_limit_exceeded(self._replacing, index.count, self.max_changed) if self.check_mode else None
         if refusal:
+            report.notes.append("the run would write nothing: " + refusal)
             report.error(self.dest, "download", MirrorError("MaxChangedExceeded", "would write nothing: " + refusal))
 
         incomplete = listing_failed or bool(index_errors) or bool(too_early)
