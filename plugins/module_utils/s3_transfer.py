@@ -54,6 +54,7 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing imp
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import local_path
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import objects_as_of
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import open_listing
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import parallel_pages
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_plan import ADOPT
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_plan import CHANGED
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_plan import change_limit_exceeded
@@ -109,6 +110,7 @@ class Mirror:
         self.keep_previous = options.get("keep_previous")
         self.version_as_of = options.get("version_as_of")
         self.verify_existing = options.get("verify_existing", False)
+        self.list_concurrency = options.get("list_concurrency", 1)
         self.check_mode = check_mode
         self.fsync = options["fsync"]
         self.max_concurrency = options["max_concurrency"]
@@ -129,6 +131,9 @@ class Mirror:
         if self.version_as_of is not None:
             self._check_versioning()
             pages = open_listing(self.client, self.bucket, self.prefix, "list_object_versions")
+        elif self.list_concurrency > 1:
+            pages = open_listing(self.client, self.bucket, self.prefix, Delimiter="/")
+            pages = parallel_pages(self.client, self.bucket, self.prefix, self.list_concurrency, pages)
         else:
             pages = open_listing(self.client, self.bucket, self.prefix)
         lock = None if self.check_mode else prepare_dest(self.dest)

@@ -118,6 +118,15 @@ options:
         against the object's additional checksum, when it has one.
     type: bool
     default: false
+  list_concurrency:
+    description:
+      - The most listings in flight at once. The key space is split at the folders (common prefixes with the
+        delimiter C(/)) of the first level that has more than one, and the folders ahead of the one being read are
+        listed concurrently; the pages are still read in key order, so the plan and the memory used are those of
+        one listing. A level with no folder (a flat bucket) is one listing, as is V(1).
+      - O(version_as_of) runs list the versions in one listing.
+    type: int
+    default: 8
   max_concurrency:
     description: The most GET requests in flight at once.
     type: int
@@ -324,6 +333,7 @@ ARGUMENT_SPEC = dict(
     keep_previous=dict(type="str"),
     version_as_of=dict(type="str"),
     verify_existing=dict(type="bool", default=False),
+    list_concurrency=dict(type="int", default=8),
     max_concurrency=dict(type="int", default=32),
     multipart_threshold=dict(type="int", default=8 * 1024 * 1024),
     fsync=dict(type="bool", default=True),
@@ -335,6 +345,7 @@ def parse_options(params, check_mode=False):
     """The engine's options from the module's; raises ValueError naming the option and the value."""
     not_empty("bucket", params["bucket"])
     at_least("max_concurrency", params["max_concurrency"], 1)
+    at_least("list_concurrency", params["list_concurrency"], 1)
     at_least("multipart_threshold", params["multipart_threshold"], MIN_PART_SIZE)
     at_least("report_limit", params["report_limit"], 0)
     return dict(
@@ -349,6 +360,7 @@ def parse_options(params, check_mode=False):
         keep_previous=_keep_previous(params["keep_previous"]),
         version_as_of=_version_as_of(params["version_as_of"]),
         verify_existing=params["verify_existing"],
+        list_concurrency=params["list_concurrency"],
         max_concurrency=params["max_concurrency"],
         multipart_threshold=params["multipart_threshold"],
         fsync=params["fsync"],
@@ -374,7 +386,7 @@ def _version_as_of(value):
 def main():
     module, options = aws_module(ARGUMENT_SPEC, parse_options)
     # The small-object pool and the transfer manager each keep max_concurrency requests in flight.
-    config = client_config(2 * options["max_concurrency"] + 4)
+    config = client_config(2 * options["max_concurrency"] + options["list_concurrency"] + 4)
     [client] = clients_for(module, "s3", config, text_timestamps=True).values()
     job = Mirror(client, options, module.check_mode)
     try:

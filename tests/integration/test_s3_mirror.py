@@ -722,3 +722,64 @@ def test_version_as_of_on_an_unversioned_bucket_fails_naming_the_value(s3, play,
     assert "does not keep object versions" in result["msg"]
     assert [(error["resource"], error["code"]) for error in result["errors"]] == [(BUCKET, "BucketNotVersioned")]
     assert not (tmp_path / "m").exists()
+
+
+# ---------------------------------------------------------------- parallel listing
+
+BOUNDARY_KEYS = [
+    "a",
+    "a!",
+    "a-b",
+    "a.txt",
+    "a/",
+    "a/b",
+    "a/b/",
+    "a/b/c.txt",
+    "a/b/c/d/e.txt",
+    "a/ü.txt",
+    "a0",
+    "a0/x",
+    "a//double",
+    "b",
+    "b/\u00ff",
+    "b/\U0001f600.png",
+    "b\u00e9/straße/x",
+    "c~",
+    "c~/y",
+    "\u00e9t\u00e9/photo.jpg",
+    "\U0001f600/smile",
+    "zz/deep/er/still/key",
+]
+
+
+def test_parallel_listing_gives_the_same_keys_in_the_same_order_as_one_stream(s3, aws, play, tmp_path):
+    from ansible_collections.opsvault.aws_backup.plugins.module_utils import s3_listing
+
+    keys = BOUNDARY_KEYS + ["big/part-{0:04d}".format(n) for n in range(1100)]
+    s3h.put(s3, BUCKET, {key: key.encode("utf-8") for key in keys})
+    single = [obj.key for obj in s3_listing.listed_objects(s3_listing.open_listing(s3, BUCKET, ""))]
+    assert single == sorted(keys)
+    prefixes_listed = []
+    s3.meta.events.register(
+        "before-parameter-build.s3.ListObjectsV2", lambda params, **kwargs: prefixes_listed.append(params["Prefix"])
+    )
+    for workers in (2, 8):
+        pages = s3_listing.open_listing(s3, BUCKET, "", Delimiter="/")
+        split = [
+            obj.key for obj in s3_listing.listed_objects(s3_listing.parallel_pages(s3, BUCKET, "", workers, pages))
+        ]
+        assert split == single
+    assert {"a/", "a0/", "b/", "big/", "zz/", "\U0001f600/"} <= set(prefixes_listed), "the key space was not split"
+    # One folder at the top: the split happens a level down.
+    pages = s3_listing.open_listing(s3, BUCKET, "a/", Delimiter="/")
+    split = [obj.key for obj in s3_listing.listed_objects(s3_listing.parallel_pages(s3, BUCKET, "a/", 4, pages))]
+    assert split == [key for key in single if key.startswith("a/")]
+
+    plans = {}
+    for concurrency in (1, 8):
+        run = play([mirror_task(dest=str(tmp_path / "m"), list_concurrency=concurrency, report_limit=2000)], check=True)
+        result = run.result("mirror")
+        assert run.rc == 0, result
+        plans[concurrency] = (result["downloaded_keys"], result["skipped_resources"], result["counts"])
+    assert plans[1] == plans[8]
+    assert len(plans[8][0]) + plans[8][2]["skipped"] + plans[8][2]["directories"] == len(keys)

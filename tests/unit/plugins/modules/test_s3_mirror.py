@@ -18,6 +18,7 @@ PARAMS = dict(
     keep_previous=None,
     version_as_of=None,
     verify_existing=False,
+    list_concurrency=8,
     max_concurrency=32,
     multipart_threshold=8 * 1024 * 1024,
     fsync=True,
@@ -46,6 +47,7 @@ def test_the_guard_and_version_options_are_read_for_the_engine():
     [
         (dict(bucket="  "), "bucket must not be empty"),
         (dict(max_concurrency=0), "max_concurrency must be at least 1, got 0"),
+        (dict(list_concurrency=0), "list_concurrency must be at least 1, got 0"),
         (dict(multipart_threshold=1024), "multipart_threshold must be at least 5242880, got 1024"),
         (dict(report_limit=-1), "report_limit must be at least 0, got -1"),
         (dict(max_delete="ten"), "max_delete must be a number of files (25) or a percentage (10%), got 'ten'"),
