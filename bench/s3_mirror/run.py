@@ -23,6 +23,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -338,6 +339,51 @@ class Tools:
             )
         return elapsed
 
+    def killed_and_rerun(self, dest, expected, share, control):
+        """A first s3_mirror killed (its whole process tree) once ``share`` of the objects are on disk, then
+        rerun: the rerun's GetObject requests counted at the proxy, against what was not complete."""
+        sys.path.insert(0, str(REPO))
+        from tests.harness import aws_proxy
+        from tests.harness import s3 as s3h
+
+        command, env = self.command("s3_mirror", dest)
+        process = subprocess.Popen(
+            command,
+            cwd=str(self.workdir),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        target = int(len(expected) * share)
+        while sum(len(names) for _root, _dirs, names in os.walk(dest)) < target + 3:
+            if process.poll() is not None:
+                raise RuntimeError("s3_mirror ended before it was killed")
+            time.sleep(0.2)
+        holders = s3h.processes_holding(os.path.join(dest, ".s3_mirror.lock"))
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        for pid in holders:
+            os.kill(pid, signal.SIGKILL)
+        while any(s3h.is_running(pid) for pid in holders):
+            time.sleep(0.05)
+        on_disk = set()
+        for root, directories, names in os.walk(dest):
+            directories[:] = [name for name in directories if not name.startswith(".s3_mirror")]
+            on_disk.update(os.path.relpath(os.path.join(root, name), dest) for name in names)
+        remaining = [key for key in expected if key not in on_disk]
+        control.reset()
+        elapsed = self.run("s3_mirror", dest)
+        gets = aws_proxy.count(control.stats(), action="GetObject")
+        return dict(
+            objects=len(expected),
+            complete_when_killed=len(expected) - len(remaining),
+            remaining=len(remaining),
+            rerun_gets=gets,
+            rerun_seconds=round(elapsed, 2),
+            correct=compare(dest, expected) == (0, 0, 0),
+        )
+
     def ansible_alone(self):
         """ansible-playbook itself: one play on localhost with one debug task, no AWS module."""
         playbook = self.workdir / "noop.yml"
@@ -380,6 +426,12 @@ def main():
     parser.add_argument("--repeat", type=int, default=1, help="rounds of cold/warm/changed; medians are reported")
     parser.add_argument("--tools", nargs="+", default=TOOLS, choices=TOOLS, help="tools to time (default: all)")
     parser.add_argument(
+        "--killed-at",
+        type=float,
+        default=0.0,
+        help="also kill a first s3_mirror once this share of the objects is on disk, and count the rerun's GETs",
+    )
+    parser.add_argument(
         "--list-page-latency-ms", type=float, default=0.0, help="latency added to each listing page, through the proxy"
     )
     args = parser.parse_args()
@@ -390,11 +442,12 @@ def main():
     samples = {tool: {"cold": [], "warm": [], "1%-changed": []} for tool in tools_timed + [FLOOR]}
     correctness = {tool: {} for tool in tools_timed + [FLOOR]}
     overheads, alone = [], []
+    killed = None
     try:
         with contextlib.ExitStack() as servers:
             server = servers.enter_context(MotoServer(workdir))
             endpoint = server.endpoint
-            if args.list_page_latency_ms:
+            if args.list_page_latency_ms or args.killed_at:
                 endpoint = servers.enter_context(Proxy(workdir, server.endpoint, args.list_page_latency_ms)).endpoint
             tools = Tools(endpoint, workdir, args.concurrency, tools_timed)
             print(
@@ -426,6 +479,14 @@ def main():
                             flush=True,
                         )
                 shutil.rmtree(workdir / "round{0}".format(round_number), ignore_errors=True)
+            if args.killed_at and "s3_mirror" in tools_timed:
+                sys.path.insert(0, str(REPO))
+                from tests.harness.aws_proxy import ProxyControl
+
+                killed = tools.killed_and_rerun(
+                    str(workdir / "killed"), expected, args.killed_at, ProxyControl(endpoint)
+                )
+                print("killed at {0:.0%} and rerun: {1}".format(args.killed_at, killed), flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -481,6 +542,7 @@ def main():
                 "ansible_alone": alone,
                 "samples": samples,
                 "medians": times,
+                "killed_and_rerun": killed,
                 "correctness": {
                     tool: {phase: dict(zip(("missing", "stale", "extra"), value)) for phase, value in phases.items()}
                     for tool, phases in correctness.items()

@@ -338,7 +338,8 @@ def _concatenated(client, bucket, page, pages, workers):
 
 
 def _put(pages_queue, value, stop):
-    while not stop.is_set():
+    # A listing abandoned without being closed must not keep the module from exiting.
+    while not stop.is_set() and threading.main_thread().is_alive():
         try:
             pages_queue.put(value, timeout=0.2)
             return

@@ -83,7 +83,7 @@ options:
   max_changed:
     description:
       - Refuse to replace more than this many of the mirrored files in one run because their object changed,
-        either a count (V(100)) or a percentage of the mirrored files (V(5%)): a guard against mirroring a bucket
+        either a count (V(100)) or a percentage of the mirrored files (V(5%)), a guard against mirroring a bucket
         that ransomware or a bad deploy rewrote over the good local copy.
       - When set, the listing is read to its end first (the plan is kept in the temporary folder in O(dest)),
         so that a run past the limit writes nothing. It then fails naming the limit, with V(MaxChangedExceeded)
@@ -149,7 +149,9 @@ options:
 notes:
   - Requires C(s3:ListBucket) on the bucket and C(s3:GetObject) on its objects; O(version_as_of) needs
     C(s3:GetBucketVersioning), C(s3:ListBucketVersions) and C(s3:GetObjectVersion) instead.
-  - Supports check mode, which lists what would be downloaded and deleted, and writes nothing.
+  - Supports check mode, which lists what would be downloaded and deleted, and writes nothing. It counts the
+    files it would adopt (RV(counts.adopted)) without reading them, and reports a run that O(max_changed) would
+    refuse as an error.
   - When a key fails (a checksum mismatch, an access denied, a symlink in the way), every other key is
     still mirrored and the task then fails, naming the first errors in RV(msg) and listing them in RV(errors).
   - Throttled requests are retried with botocore's adaptive retry mode.
