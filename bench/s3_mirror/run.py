@@ -1,7 +1,7 @@
-"""s3_mirror side by side with `aws s3 sync`, s5cmd and a bare list + GET loop, against one moto server.
+"""s3_mirror side by side with `aws s3 sync`, s5cmd, rclone and a bare list + GET loop, against one moto server.
 
     .venv/bin/python bench/s3_mirror/run.py [--small 2000] [--multipart 3] [--concurrency 32]
-        [--repeat 1] [--tools s3_mirror "aws s3 sync" s5cmd]
+        [--repeat 1] [--list-page-latency-ms 0] [--tools s3_mirror "aws s3 sync" s5cmd rclone "rclone --fast-list"]
 
 Starts its own moto server (``python -m tests.harness.moto_server``) on 127.0.0.1, seeds a
 bucket of small objects and a few multipart objects, and times three runs of each tool into its
@@ -9,15 +9,21 @@ own directory: cold (empty directory), warm (nothing changed) and 1%-changed (1%
 objects rewritten with the same size). After every run it compares the directory with the bucket
 byte for byte, which shows `aws s3 sync` missing same-size changes. The peer tools come from
 bench/requirements.txt, installed into build/bench-venv on first use (a peer already on PATH is
-used when build/bench-venv is absent). Results go to build/bench/s3_mirror.json.
+used when build/bench-venv is absent); rclone is Debian's package (``apt-get install rclone``), run as
+``rclone sync`` with ``--checkers`` and ``--transfers`` at the same concurrency, and again with
+``--fast-list``. With ``--list-page-latency-ms``, every tool goes through the test proxy
+(tests/harness/aws_proxy.py), which adds that latency to each listing page, as S3 takes tens of
+milliseconds per page of 1,000 keys. Results go to build/bench/s3_mirror.json.
 """
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -32,7 +38,7 @@ RESULTS = REPO / "build" / "bench" / "s3_mirror.json"
 PROJECT_PYTHON = REPO / ".venv" / "bin" / "python"
 BUCKET = "bench-mirror"
 MIB = 1024 * 1024
-MIRROR_OWN_FILES = (".s3_mirror_index.jsonl", ".s3_mirror.lock")
+MIRROR_OWN_FILES = (".s3_mirror_index.jsonl", ".s3_mirror.lock", ".s3_mirror_last_run.json")
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
 
 
@@ -69,6 +75,42 @@ def ensure_collection_link():
     if not link.exists():
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(REPO)
+
+
+class Proxy:
+    """tests/harness/aws_proxy.py in front of moto, adding ``list_page_latency_ms`` to each listing page."""
+
+    def __init__(self, workdir, upstream, list_page_latency_ms):
+        self.port_file = Path(workdir) / "proxy.port"
+        self.upstream = upstream
+        self.config = json.dumps({"list_page_latency_ms": list_page_latency_ms})
+        self.process = None
+        self.endpoint = None
+
+    def __enter__(self):
+        command = [str(PROJECT_PYTHON), "-m", "tests.harness.aws_proxy", "--upstream", self.upstream]
+        self.process = subprocess.Popen(
+            command + ["--port-file", str(self.port_file), "--config", self.config],
+            cwd=str(REPO),
+            env=project_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while not (self.port_file.exists() and self.port_file.read_text().strip()):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("proxy did not start")
+            time.sleep(0.1)
+        self.endpoint = "http://127.0.0.1:{0}".format(self.port_file.read_text().strip())
+        return self
+
+    def __exit__(self, *exc):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 class MotoServer:
@@ -216,6 +258,21 @@ class Tools:
             "[default]\nregion = us-east-1\ns3 =\n  max_concurrent_requests = {0}\n".format(concurrency)
         )
         self.aws_env = project_env({"AWS_CONFIG_FILE": str(aws_config)})
+        self.rclone = shutil.which("rclone") if any(tool.startswith("rclone") for tool in tools) else None
+        if any(tool.startswith("rclone") for tool in tools) and not self.rclone:
+            raise RuntimeError("rclone is not installed: apt-get install rclone")
+        remote = {
+            "TYPE": "s3",
+            "PROVIDER": "Other",
+            "ENDPOINT": endpoint,
+            "ACCESS_KEY_ID": CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            "SECRET_ACCESS_KEY": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            "REGION": "us-east-1",
+            "FORCE_PATH_STYLE": "true",
+        }
+        self.rclone_env = project_env({"RCLONE_CONFIG_BENCH_" + name: value for name, value in remote.items()})
+        # rclone refuses a CA bundle with its plain-HTTP transport; the endpoint is http://127.0.0.1.
+        self.rclone_env.pop("AWS_CA_BUNDLE", None)
         self.ansible_env = project_env(
             {
                 "AWS_ENDPOINT_URL": endpoint,
@@ -252,6 +309,19 @@ class Tools:
         if tool == "s5cmd":
             command = [self.s5cmd, "--endpoint-url", self.endpoint, "--numworkers", str(self.concurrency), "sync"]
             return command + ["s3://{0}/*".format(BUCKET), dest + "/"], self.aws_env
+        if tool in ("rclone", "rclone --fast-list"):
+            concurrency = str(self.concurrency)
+            command = [
+                self.rclone,
+                "sync",
+                "bench:" + BUCKET,
+                dest,
+                "--checkers",
+                concurrency,
+                "--transfers",
+                concurrency,
+            ]
+            return command + (["--fast-list"] if tool.endswith("--fast-list") else []), self.rclone_env
         if tool == "list+GET floor":
             return [str(PROJECT_PYTHON), __file__, "floor", self.endpoint, dest, str(self.concurrency)], project_env()
         raise ValueError(tool)
@@ -268,6 +338,51 @@ class Tools:
                 )
             )
         return elapsed
+
+    def killed_and_rerun(self, dest, expected, share, control):
+        """A first s3_mirror killed (its whole process tree) once ``share`` of the objects are on disk, then
+        rerun: the rerun's GetObject requests counted at the proxy, against what was not complete."""
+        sys.path.insert(0, str(REPO))
+        from tests.harness import aws_proxy
+        from tests.harness import s3 as s3h
+
+        command, env = self.command("s3_mirror", dest)
+        process = subprocess.Popen(
+            command,
+            cwd=str(self.workdir),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        target = int(len(expected) * share)
+        while sum(len(names) for _root, _dirs, names in os.walk(dest)) < target + 3:
+            if process.poll() is not None:
+                raise RuntimeError("s3_mirror ended before it was killed")
+            time.sleep(0.2)
+        holders = s3h.processes_holding(os.path.join(dest, ".s3_mirror.lock"))
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        for pid in holders:
+            os.kill(pid, signal.SIGKILL)
+        while any(s3h.is_running(pid) for pid in holders):
+            time.sleep(0.05)
+        on_disk = set()
+        for root, directories, names in os.walk(dest):
+            directories[:] = [name for name in directories if not name.startswith(".s3_mirror")]
+            on_disk.update(os.path.relpath(os.path.join(root, name), dest) for name in names)
+        remaining = [key for key in expected if key not in on_disk]
+        control.reset()
+        elapsed = self.run("s3_mirror", dest)
+        gets = aws_proxy.count(control.stats(), action="GetObject")
+        return dict(
+            objects=len(expected),
+            complete_when_killed=len(expected) - len(remaining),
+            remaining=len(remaining),
+            rerun_gets=gets,
+            rerun_seconds=round(elapsed, 2),
+            correct=compare(dest, expected) == (0, 0, 0),
+        )
 
     def ansible_alone(self):
         """ansible-playbook itself: one play on localhost with one debug task, no AWS module."""
@@ -293,7 +408,7 @@ class Tools:
         return time.monotonic() - started
 
 
-TOOLS = ["s3_mirror", "aws s3 sync", "s5cmd"]
+TOOLS = ["s3_mirror", "aws s3 sync", "s5cmd", "rclone", "rclone --fast-list"]
 FLOOR = "list+GET floor"
 
 
@@ -310,6 +425,15 @@ def main():
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=1, help="rounds of cold/warm/changed; medians are reported")
     parser.add_argument("--tools", nargs="+", default=TOOLS, choices=TOOLS, help="tools to time (default: all)")
+    parser.add_argument(
+        "--killed-at",
+        type=float,
+        default=0.0,
+        help="also kill a first s3_mirror once this share of the objects is on disk, and count the rerun's GETs",
+    )
+    parser.add_argument(
+        "--list-page-latency-ms", type=float, default=0.0, help="latency added to each listing page, through the proxy"
+    )
     args = parser.parse_args()
     tools_timed = [tool for tool in TOOLS if tool in args.tools]
     ensure_collection_link()
@@ -318,9 +442,14 @@ def main():
     samples = {tool: {"cold": [], "warm": [], "1%-changed": []} for tool in tools_timed + [FLOOR]}
     correctness = {tool: {} for tool in tools_timed + [FLOOR]}
     overheads, alone = [], []
+    killed = None
     try:
-        with MotoServer(workdir) as server:
-            tools = Tools(server.endpoint, workdir, args.concurrency, tools_timed)
+        with contextlib.ExitStack() as servers:
+            server = servers.enter_context(MotoServer(workdir))
+            endpoint = server.endpoint
+            if args.list_page_latency_ms or args.killed_at:
+                endpoint = servers.enter_context(Proxy(workdir, server.endpoint, args.list_page_latency_ms)).endpoint
+            tools = Tools(endpoint, workdir, args.concurrency, tools_timed)
             print(
                 "moto at {0}; seeding {1} x {2} B + {3} x {4} MiB multipart".format(
                     server.endpoint, args.small, args.small_size, args.multipart, args.multipart_size // MIB
@@ -350,6 +479,14 @@ def main():
                             flush=True,
                         )
                 shutil.rmtree(workdir / "round{0}".format(round_number), ignore_errors=True)
+            if args.killed_at and "s3_mirror" in tools_timed:
+                sys.path.insert(0, str(REPO))
+                from tests.harness.aws_proxy import ProxyControl
+
+                killed = tools.killed_and_rerun(
+                    str(workdir / "killed"), expected, args.killed_at, ProxyControl(endpoint)
+                )
+                print("killed at {0:.0%} and rerun: {1}".format(args.killed_at, killed), flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -405,6 +542,7 @@ def main():
                 "ansible_alone": alone,
                 "samples": samples,
                 "medians": times,
+                "killed_and_rerun": killed,
                 "correctness": {
                     tool: {phase: dict(zip(("missing", "stale", "extra"), value)) for phase, value in phases.items()}
                     for tool, phases in correctness.items()

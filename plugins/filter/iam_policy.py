@@ -26,7 +26,9 @@ options:
       - V(ebs_snapshot) with C(mode), V(volume) (default) and/or V(instance).
       - V(snapshot_purge) with C(action), V(delete) (default), V(archive) and/or V(report);
         C(stale), V(none), V(volume_gone) or V(unattached); C(adopt_legacy).
-      - V(s3_mirror) with C(bucket) (required) and C(prefix).
+      - V(s3_mirror) with C(bucket) (required), C(prefix), and C(versions) (V(true) for the runs with
+        O(opsvault.aws_backup.s3_mirror#module:version_as_of), adding C(s3:GetBucketVersioning),
+        C(s3:ListBucketVersions) and C(s3:GetObjectVersion)).
       - V(accounts), the backup host's own calls over the P(opsvault.aws_backup.accounts#inventory) inventory,
         C(sts:AssumeRole) on the member roles named C(role_name) (default V(OpsvaultBackup)) and the
         AWS Organizations listing of C(organization) (bool, default true) and C(organizational_units) (bool).

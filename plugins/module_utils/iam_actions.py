@@ -170,9 +170,13 @@ def _s3_mirror(options, partition):
     if "*" in prefix:
         raise FeatureError("s3_mirror prefix must not contain a wildcard, got {0!r}".format(prefix))
     bucket_arn = "arn:{0}:s3:::{1}".format(partition, bucket)
+    listing, reads = ["s3:ListBucket"], ["s3:GetObject"]
+    if _bool(options.get("versions", False), "versions"):  # version_as_of
+        listing.extend(("s3:GetBucketVersioning", "s3:ListBucketVersions"))
+        reads.append("s3:GetObjectVersion")
     return [
-        Grant("ListBucket", ("s3:ListBucket",), (bucket_arn,), None),
-        Grant("ReadObjects", ("s3:GetObject",), ("{0}/{1}*".format(bucket_arn, prefix),), None),
+        Grant("ListBucket", tuple(listing), (bucket_arn,), None),
+        Grant("ReadObjects", tuple(reads), ("{0}/{1}*".format(bucket_arn, prefix),), None),
     ]
 
 
@@ -286,7 +290,7 @@ FEATURES = {
     "ami_purge": (_ami_purge, ("adopt_legacy",)),
     "ebs_snapshot": (_ebs_snapshot, ("mode",)),
     "snapshot_purge": (_snapshot_purge, ("action", "stale", "adopt_legacy", "stale_include_unmanaged")),
-    "s3_mirror": (_s3_mirror, ("bucket", "prefix")),
+    "s3_mirror": (_s3_mirror, ("bucket", "prefix", "versions")),
     "accounts": (_accounts, ("role_name", "organization", "organizational_units")),
     "instance_restore": (_instance_restore, ("wait", "iam_instance_profile")),
     "volume_restore": (_volume_restore, ("attach",)),

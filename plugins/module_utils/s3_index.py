@@ -7,10 +7,14 @@ and flushing to disk.
 
 The index is a JSON-lines file sorted by key, a header line first.  It is read lazily and
 written anew each run beside the old one, then renamed into place, so a crash leaves either
-the old or the new index, each describing files that are complete on disk.
+the old or the new index, each describing files that are complete on disk.  While a run goes,
+checkpoints replace it the same way: the entries written so far, then the rest of the previous
+index, so a killed run loses at most the files completed since the last checkpoint (and the
+next run adopts those without a GET when they are complete on disk).
 """
 
 import ctypes
+import datetime
 import errno
 import fcntl
 import json
@@ -24,10 +28,13 @@ INDEX_NAME = ".s3_mirror_index.jsonl"
 LOCK_NAME = ".s3_mirror.lock"
 TEMP_DIR_NAME = ".s3_mirror_tmp"
 LAST_RUN_NAME = ".s3_mirror_last_run.json"
+PREVIOUS_DIR_NAME = ".s3_mirror_previous"
+PREVIOUS_STAMP = "%Y%m%dT%H%M%SZ"
 INDEX_FORMAT = "opsvault.aws_backup.s3_mirror"
 INDEX_VERSION = 1
 
-IndexEntry = namedtuple("IndexEntry", ["key", "size", "etag", "last_modified"])
+# version_id: the object version the file holds, recorded by ``version_as_of`` runs (else None).
+IndexEntry = namedtuple("IndexEntry", ["key", "size", "etag", "last_modified", "version_id"], defaults=(None,))
 
 
 class IndexReader:
@@ -54,22 +61,8 @@ class IndexReader:
             self.problem = "index {0} could not be read ({1}); every object is fetched again".format(self.path, exc)
             return
         with handle:
-            header = _parse(handle.readline())
-            if not isinstance(header, dict) or header.get("format") != INDEX_FORMAT:
-                self.problem = "index {0} is not an s3_mirror index; every object is fetched again".format(self.path)
-                return
-            if header.get("version") != INDEX_VERSION:
-                self.problem = "index {0} has version {1}; every object is fetched again".format(
-                    self.path, header.get("version")
-                )
-                return
-            if header.get("bucket") != self.bucket or header.get("prefix") != self.prefix:
-                self.problem = (
-                    "index {0} was written for s3://{1}/{2}, not s3://{3}/{4}; it is ignored and "
-                    "nothing it lists is deleted".format(
-                        self.path, header.get("bucket"), header.get("prefix"), self.bucket, self.prefix
-                    )
-                )
+            self.problem = header_problem(self.path, handle.readline(), self.bucket, self.prefix)
+            if self.problem:
                 return
             previous = None
             for number, line in enumerate(handle, start=2):
@@ -84,6 +77,21 @@ class IndexReader:
                 yield entry
 
 
+def header_problem(path, line, bucket, prefix):
+    """None when ``line`` is the header of an index of s3://bucket/prefix, else why it is not."""
+    header = _parse(line)
+    if not isinstance(header, dict) or header.get("format") != INDEX_FORMAT:
+        return "index {0} is not an s3_mirror index; every object is fetched again".format(path)
+    if header.get("version") != INDEX_VERSION:
+        return "index {0} has version {1}; every object is fetched again".format(path, header.get("version"))
+    if header.get("bucket") != bucket or header.get("prefix") != prefix:
+        return (
+            "index {0} was written for s3://{1}/{2}, not s3://{3}/{4}; it is ignored and "
+            "nothing it lists is deleted".format(path, header.get("bucket"), header.get("prefix"), bucket, prefix)
+        )
+    return None
+
+
 def _parse(line):
     try:
         return json.loads(line)
@@ -93,14 +101,15 @@ def _parse(line):
 
 def _entry(line):
     item = _parse(line)
-    if not isinstance(item, list) or len(item) != 4:
+    if not isinstance(item, list) or len(item) not in (4, 5):
         return None
-    key, size, etag, last_modified = item
+    key, size, etag, last_modified = item[:4]
+    version_id = item[4] if len(item) == 5 else None
     if not isinstance(key, str) or not isinstance(size, int) or not isinstance(etag, str):
         return None
-    if not isinstance(last_modified, (int, float)):
+    if not isinstance(last_modified, (int, float)) or not isinstance(version_id, (str, type(None))):
         return None
-    return IndexEntry(key, size, etag, float(last_modified))
+    return IndexEntry(key, size, etag, float(last_modified), version_id)
 
 
 def index_header(bucket, prefix):
@@ -108,7 +117,57 @@ def index_header(bucket, prefix):
 
 
 def index_line(entry):
-    return json.dumps([entry.key, entry.size, entry.etag, entry.last_modified], ensure_ascii=False)
+    row = [entry.key, entry.size, entry.etag, entry.last_modified]
+    if entry.version_id is not None:
+        row.append(entry.version_id)
+    return json.dumps(row, ensure_ascii=False)
+
+
+class PreviousIndexTail:
+    """The previous index, read from the start of the run, for checkpoints: the entries after a key.
+
+    The handle is opened before any checkpoint replaces the file, so it keeps reading the index the
+    run started from.  Keys only grow from one checkpoint to the next, so each line is parsed once
+    in the whole run; what follows the key is copied as it is.
+    """
+
+    def __init__(self, path, bucket, prefix):
+        self._handle = None
+        self._pending = None  # (offset, key) of the first line not yet known to be before a checkpoint
+        try:
+            handle = open(path, "rb")
+        except OSError:
+            return
+        if header_problem(path, handle.readline().decode("utf-8", "replace"), bucket, prefix):
+            handle.close()
+            return
+        self._handle = handle
+
+    def copy_after(self, key, target):
+        """Append to ``target`` (binary) the lines of entries after ``key``."""
+        if self._handle is None:
+            return
+        while True:
+            if self._pending is None:
+                offset = self._handle.tell()
+                line = self._handle.readline()
+                if not line:
+                    return
+                entry = _entry(line.decode("utf-8", "replace"))
+                # A damaged line is kept as it is: the next run stops reading there, as it would have.
+                self._pending = (offset, entry.key if entry is not None else None)
+            offset, pending_key = self._pending
+            if pending_key is None or key is None or pending_key > key:
+                break
+            self._pending = None
+        self._handle.seek(offset)
+        shutil.copyfileobj(self._handle, target, 1024 * 1024)
+        self._handle.seek(offset)
+        self._handle.readline()
+
+    def close(self):
+        if self._handle is not None:
+            self._handle.close()
 
 
 class IndexWriter:
@@ -129,6 +188,20 @@ class IndexWriter:
         self._previous = entry.key
         self._handle.write(index_line(entry) + "\n")
         self.count += 1
+
+    def checkpoint(self, tail):
+        """Replace the index by the entries written so far and, after them, the previous index's
+        (``tail``, a PreviousIndexTail), once the files written so far are on disk (with fsync)."""
+        self._handle.flush()
+        checkpoint_path = self.temp_path + ".checkpoint"
+        with open(checkpoint_path, "wb") as target, open(self.temp_path, "rb") as written:
+            shutil.copyfileobj(written, target, 1024 * 1024)
+            tail.copy_after(self._previous, target)
+        if self.fsync:
+            sync_filesystem(checkpoint_path)
+        os.replace(checkpoint_path, self.path)
+        if self.fsync:
+            fsync_path(os.path.dirname(self.path))
 
     def commit(self, dropped_keys=(), written_paths=None):
         """Close and rename into place, leaving out ``dropped_keys`` (files deleted after they were written).
@@ -271,3 +344,28 @@ def read_last_run(dest):
     if not isinstance(record, dict) or record.get("format") != INDEX_FORMAT or not record.get("finished_at"):
         return None, "{0} is not an s3_mirror record".format(path)
     return record, None
+
+
+def previous_dir(dest, until):
+    """Where a run that keeps replaced and deleted files until ``until`` (a UTC datetime) puts them."""
+    return os.path.join(dest, PREVIOUS_DIR_NAME, "until-" + until.strftime(PREVIOUS_STAMP))
+
+
+def remove_expired_previous(dest, now):
+    """Remove the folders of kept files whose time has passed; returns their paths.  Raises OSError."""
+    root = os.path.join(dest, PREVIOUS_DIR_NAME)
+    if os.path.islink(root) or not os.path.isdir(root):
+        return []
+    removed = []
+    for name in sorted(os.listdir(root)):
+        try:
+            until = datetime.datetime.strptime(name, "until-" + PREVIOUS_STAMP).replace(tzinfo=datetime.timezone.utc)
+        except ValueError:
+            continue
+        path = os.path.join(root, name)
+        if until <= now and not os.path.islink(path) and os.path.isdir(path):
+            shutil.rmtree(path)
+            removed.append(path)
+    if not os.listdir(root):
+        os.rmdir(root)
+    return removed

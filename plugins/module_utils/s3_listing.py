@@ -10,7 +10,11 @@ compares strings in; the rest of the mirror relies on that order (check_sorted e
 
 import fnmatch
 import os
+import queue
+import threading
+from collections import deque
 from collections import namedtuple
+from concurrent.futures import ThreadPoolExecutor
 
 try:
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -31,7 +35,10 @@ CREDENTIAL_ERRORS = (
     "TokenRefreshRequired",
 )
 
-S3Object = namedtuple("S3Object", ["key", "size", "etag", "last_modified", "checksum_algorithms"])
+# version_id: the version a ``version_as_of`` run fetches, None for the current object.
+S3Object = namedtuple(
+    "S3Object", ["key", "size", "etag", "last_modified", "checksum_algorithms", "version_id"], defaults=(None,)
+)
 
 
 class MirrorError(Exception):
@@ -131,10 +138,10 @@ class CollisionTracker:
         return None
 
 
-def open_listing(client, bucket, prefix):
-    """The ListObjectsV2 pages of ``bucket`` under ``prefix``, the first one fetched now, so that a missing
-    bucket or bad credentials fail (MirrorError) before anything is written."""
-    pages = iter(client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix))
+def open_listing(client, bucket, prefix, operation="list_objects_v2", **parameters):
+    """The ListObjectsV2 (or ListObjectVersions) pages of ``bucket`` under ``prefix``, the first one fetched
+    now, so that a missing bucket or bad credentials fail (MirrorError) before anything is written."""
+    pages = iter(client.get_paginator(operation).paginate(Bucket=bucket, Prefix=prefix, **parameters))
     try:
         first = next(pages, {})
     except NoCredentialsError:
@@ -194,3 +201,148 @@ def check_sorted(objects):
             )
         previous = obj.key
         yield obj
+
+
+def objects_as_of(pages, moment, oldest=None):
+    """The S3Objects of ListObjectVersions pages as the bucket held them at ``moment`` (seconds since the
+    epoch): for each key, its newest version or delete marker from then on or before; a key whose newest
+    one then is a delete marker, or that had none yet, is left out.
+
+    S3 lists versions by key, newest first, and delete markers apart from them in each page; a key's
+    versions may continue on the next page, so one key at a time is held.  ``oldest``, a list, receives
+    the LastModified of the oldest version or marker seen (to tell a moment before the bucket held
+    anything from an empty past).
+    """
+    current_key = None
+    chosen = False
+    for page in pages:
+        items = [(item, False) for item in page.get("Versions", ())]
+        items.extend((item, True) for item in page.get("DeleteMarkers", ()))
+        # Within a key, newest first; IsLatest breaks a tie of LastModified.
+        items.sort(
+            key=lambda pair: (pair[0]["Key"], -epoch_seconds(pair[0]["LastModified"]), not pair[0].get("IsLatest"))
+        )
+        for item, is_marker in items:
+            last_modified = epoch_seconds(item["LastModified"])
+            if oldest is not None and (not oldest or last_modified < oldest[0]):
+                oldest[:] = [last_modified]
+            if item["Key"] != current_key:
+                current_key, chosen = item["Key"], False
+            if chosen or last_modified > moment:
+                continue
+            chosen = True
+            if is_marker:
+                continue
+            yield S3Object(
+                key=item["Key"],
+                size=item["Size"],
+                etag=item.get("ETag", ""),
+                last_modified=last_modified,
+                checksum_algorithms=tuple(item.get("ChecksumAlgorithm", ())),
+                version_id=item.get("VersionId"),
+            )
+
+
+class _Stop(Exception):
+    pass
+
+
+def parallel_pages(client, bucket, prefix, workers, pages, depth=4):
+    """ListObjectsV2 pages of ``bucket`` under ``prefix`` in key order, the key space split at its folders.
+
+    ``pages``: the pages of the listing of ``prefix`` with the delimiter ``/`` (open_listing), which
+    name the folders (common prefixes) of that level.  The keys under one folder are a contiguous
+    range in key order, so the whole listing is the level's own keys and its folders' listings,
+    concatenated in the order S3 returns them: up to ``workers`` folders ahead of the one being
+    read are listed concurrently, each into a queue of at most two pages, so memory stays bounded.
+    A level with a single folder and no key of its own is descended into (up to ``depth`` levels);
+    a level with no folder is one stream, the plain listing.
+    """
+    pages = iter(pages)
+    page = next(pages, {})
+    paginator = client.get_paginator("list_objects_v2")
+    for _level in range(depth):
+        folders = page.get("CommonPrefixes", ())
+        if len(folders) != 1 or page.get("Contents") or page.get("IsTruncated"):
+            break
+        pages = iter(paginator.paginate(Bucket=bucket, Prefix=folders[0]["Prefix"], Delimiter="/"))
+        page = next(pages, {})
+    yield from _concatenated(client, bucket, page, pages, workers)
+
+
+def _level_items(page, pages):
+    """The keys and folders of a delimiter listing, in key order: ``(item, is_folder)``."""
+    while page is not None:
+        items = [(item["Key"], item, False) for item in page.get("Contents", ())]
+        items.extend((folder["Prefix"], folder, True) for folder in page.get("CommonPrefixes", ()))
+        items.sort(key=lambda triple: triple[0])
+        for _name, item, is_folder in items:
+            yield item, is_folder
+        page = next(pages, None)
+
+
+def _concatenated(client, bucket, page, pages, workers):
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+
+    def produce(folder, pages_queue):
+        try:
+            for listed in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder):
+                _put(pages_queue, listed, stop)
+            _put(pages_queue, None, stop)
+        except _Stop:
+            return
+        except Exception as exc:  # pylint: disable=broad-except
+            try:
+                _put(pages_queue, exc, stop)
+            except _Stop:
+                return
+
+    ahead = deque()
+    keys = []
+    items = _level_items(page, pages)
+    try:
+        exhausted = False
+        while True:
+            while not exhausted and len(ahead) <= workers:
+                following = next(items, None)
+                if following is None:
+                    exhausted = True
+                    break
+                item, is_folder = following
+                if is_folder:
+                    pages_queue = queue.Queue(maxsize=2)
+                    pool.submit(produce, item["Prefix"], pages_queue)
+                    ahead.append(pages_queue)
+                else:
+                    ahead.append(item)
+            if not ahead:
+                break
+            current = ahead.popleft()
+            if isinstance(current, dict):
+                keys.append(current)
+                if len(keys) >= 1000 or not ahead or not isinstance(ahead[0], dict):
+                    yield {"Contents": keys}
+                    keys = []
+                continue
+            while True:
+                listed = current.get()
+                if listed is None:
+                    break
+                if isinstance(listed, Exception):
+                    raise listed
+                yield listed
+    finally:
+        stop.set()
+        pool.shutdown(wait=True)
+
+
+def _put(pages_queue, value, stop):
+    # A listing abandoned without being closed must not keep the module from exiting.
+    while not stop.is_set() and threading.main_thread().is_alive():
+        try:
+            pages_queue.put(value, timeout=0.2)
+            return
+        except queue.Full:
+            continue
+    raise _Stop()

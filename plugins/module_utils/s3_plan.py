@@ -2,31 +2,54 @@
 # Copyright: Contributors to the opsvault.aws_backup project
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""What the S3 mirror does with each key, as pure functions: download or not, the merge of the
-sorted listing with the sorted index, and the limit on deletes."""
+"""What the S3 mirror does with each key, as pure functions: download, adopt or leave alone, the merge
+of the sorted listing with the sorted index, and the limits on deletes and replacements."""
+
+import stat
 
 MTIME_TOLERANCE = 1.0
+# The reason of a file found complete on disk (the object's size and LastModified) that the index does not
+# describe, as a killed run leaves it: it is recorded without a GET.
+ADOPT = "complete on disk"
+CHANGED = "changed"
 
 
 def decide(obj, entry, local_stat):
     """What to do with a listed object: ``(download, reason)``.
 
-    ``entry`` is its index entry or None, ``local_stat`` the ``os.stat_result`` of its local
-    file or None.  Size and ETag decide whether the object changed, so an object rewritten
-    with the same size is fetched again; the local file must still be the one the index
-    describes (same size and mtime), else it is fetched again too.
+    ``entry`` is its index entry or None, ``local_stat`` the ``os.lstat`` result of its local
+    file or None.  Size and ETag (and the version, when both have one) decide whether the object
+    changed, so an object rewritten with the same size is fetched again; the local file must
+    still be the one the index describes (same size and mtime), else it is fetched again too.
+
+    A regular file with the object's size and LastModified as mtime (what the mirror gives the
+    files it places) is adopted, ``(False, ADOPT)``, when the index does not describe it: a new
+    key, or a changed one whose index entry has another LastModified (else the mtime cannot tell
+    the two versions apart).
     """
     if entry is None:
-        return True, "new"
-    if entry.size != obj.size or entry.etag != obj.etag:
-        return True, "changed"
-    if abs(entry.last_modified - obj.last_modified) >= MTIME_TOLERANCE:
-        return True, "changed"
+        return (False, ADOPT) if _holds(local_stat, obj) else (True, "new")
+    changed = entry.size != obj.size or entry.etag != obj.etag
+    changed = changed or (obj.version_id is not None and entry.version_id not in (None, obj.version_id))
+    if changed or abs(entry.last_modified - obj.last_modified) >= MTIME_TOLERANCE:
+        if abs(entry.last_modified - obj.last_modified) >= MTIME_TOLERANCE and _holds(local_stat, obj):
+            return False, ADOPT
+        return True, CHANGED
     if local_stat is None:
         return True, "missing locally"
     if local_stat.st_size != obj.size or abs(local_stat.st_mtime - obj.last_modified) >= MTIME_TOLERANCE:
         return True, "local copy differs"
     return False, "unchanged"
+
+
+def _holds(local_stat, obj):
+    """Whether a local file looks like the mirror's copy of ``obj``: regular, same size, mtime its LastModified."""
+    return (
+        local_stat is not None
+        and stat.S_ISREG(local_stat.st_mode)
+        and local_stat.st_size == obj.size
+        and abs(local_stat.st_mtime - obj.last_modified) < MTIME_TOLERANCE
+    )
 
 
 def merge(listing, index_entries):
@@ -52,6 +75,12 @@ def merge(listing, index_entries):
 
 def parse_max_delete(value):
     """``None`` (no limit), ``"25"`` (files) or ``"10%"`` (of the files in the index) -> ``(number, is_percent)``."""
+    return parse_file_limit(value, "max_delete")
+
+
+def parse_file_limit(value, option):
+    """A limit on files, ``max_delete`` or ``max_changed``: ``None`` (no limit), ``"25"`` (files) or ``"10%"``
+    (of the files in the index) -> ``(number, is_percent)``; raises ValueError naming the option and value."""
     if value is None or str(value).strip() == "":
         return None
     text = str(value).strip()
@@ -60,10 +89,27 @@ def parse_max_delete(value):
     try:
         number = float(number_text) if is_percent else int(number_text)
     except ValueError:
-        raise ValueError("max_delete must be a number of files (25) or a percentage (10%), got {0!r}".format(value))
+        raise ValueError("{0} must be a number of files (25) or a percentage (10%), got {1!r}".format(option, value))
     if number < 0 or (is_percent and number > 100):
-        raise ValueError("max_delete must be between 0 and 100% or a count of at least 0, got {0!r}".format(value))
+        raise ValueError("{0} must be between 0 and 100% or a count of at least 0, got {1!r}".format(option, value))
     return number, is_percent
+
+
+def change_limit_exceeded(to_replace, indexed, max_changed):
+    """None when ``to_replace`` mirrored files may be replaced in one run, else the reason."""
+    if max_changed is None or to_replace == 0:
+        return None
+    number, is_percent = max_changed
+    if is_percent:
+        share = 100.0 * to_replace / indexed if indexed else 100.0
+        if share > number:
+            return "{0} of {1} mirrored files ({2:.1f}%) would be replaced by changed objects; max_changed is {3:g}%".format(
+                to_replace, indexed, share, number
+            )
+        return None
+    if to_replace > number:
+        return "{0} mirrored files would be replaced by changed objects; max_changed is {1}".format(to_replace, number)
+    return None
 
 
 def delete_limit_exceeded(to_delete, indexed, max_delete):

@@ -11,8 +11,21 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import Summary
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import error_entry
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import skipped_entry
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_index import PREVIOUS_DIR_NAME
 
-COUNTS = ("listed", "downloaded", "unchanged", "directories", "excluded", "skipped", "deleted", "orphaned", "errors")
+COUNTS = (
+    "listed",
+    "downloaded",
+    "adopted",
+    "unchanged",
+    "directories",
+    "excluded",
+    "skipped",
+    "deleted",
+    "orphaned",
+    "kept_previous",
+    "errors",
+)
 
 
 class Report:
@@ -82,12 +95,24 @@ class Report:
         summary.done(
             "kept", "keep", "file(s) whose object is gone", lists["orphaned_files"], below_dest, counts["orphaned"]
         )
+        if counts["kept_previous"]:
+            summary.note(
+                "{0} replaced or deleted file(s) {1} in {2} (keep_previous)".format(
+                    counts["kept_previous"], "would be kept" if self.check_mode else "kept", PREVIOUS_DIR_NAME
+                )
+            )
         summary.skipped(lists["skipped_resources"], "key(s)", counts["skipped"])
         summary.note(
             "{0} listed ({1} bytes), {2} unchanged, {3} excluded".format(
                 counts["listed"], self.bytes["listed"], counts["unchanged"], counts["excluded"]
             )
         )
+        if counts["adopted"]:
+            summary.note(
+                "{0} file(s) found complete on disk {1} without a download".format(
+                    counts["adopted"], "would be recorded" if self.check_mode else "recorded"
+                )
+            )
         for note in self.notes:
             summary.note(note)
         summary.errors(lists["errors"], counts["errors"])

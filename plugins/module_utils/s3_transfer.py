@@ -8,10 +8,18 @@ deletes of vanished objects, and the new index.
 
 Mirror(client, options, check_mode).run() returns a Report; a failure of the whole run (bucket,
 credentials, dest) raises MirrorError, and ``mirror.report`` then holds what was done before it.
+
+While the run goes, the index is checkpointed (see IndexWriter.checkpoint) every CHECKPOINT_FILES
+completed files or CHECKPOINT_SECONDS, whichever comes first, but never more often than keeps
+the time spent on checkpoints under 1/CHECKPOINT_SPACING of the run, since each rewrites the index.
 """
 
+import datetime
+import json
 import os
+import shutil
 import tempfile
+import time
 import uuid
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -29,9 +37,13 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_index impor
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_index import IndexEntry
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_index import IndexReader
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_index import IndexWriter
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_index import PreviousIndexTail
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_index import previous_dir
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_index import remove_expired_previous
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_index import prepare_dest
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_index import record_complete_run
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_index import remove_temp_dir
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import S3Object
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import CollisionTracker
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import KeyFilter
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import MirrorError
@@ -40,7 +52,12 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing imp
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import is_inside
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import listed_objects
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import local_path
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import objects_as_of
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import open_listing
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import parallel_pages
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_plan import ADOPT
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_plan import CHANGED
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_plan import change_limit_exceeded
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_plan import decide
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_plan import delete_limit_exceeded
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_plan import merge
@@ -51,7 +68,9 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_verify impo
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_verify import ObjectVerifier
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_verify import check_digests
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_verify import check_size
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_verify import computable_checksums
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_verify import expected_md5
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import error_message
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.values import utc_now
 
 # Past this many written files, the index commit flushes the filesystem once instead of each file.
@@ -59,6 +78,10 @@ FSYNC_EACH_LIMIT = 64
 # Keys in flight between the listing and the index writer, which takes them in key order.
 WINDOW = 4096
 LARGE_WORKERS = 2
+CHECKPOINT_FILES = 1000
+CHECKPOINT_SECONDS = 30.0
+CHECKPOINT_SPACING = 20
+VERSIONED = ("Enabled", "Suspended")
 
 
 class _KnownObject(BaseSubscriber):
@@ -83,6 +106,11 @@ class Mirror:
         self.dest = options["dest"]
         self.delete = options["delete"]
         self.max_delete = options["max_delete"]
+        self.max_changed = options.get("max_changed")
+        self.keep_previous = options.get("keep_previous")
+        self.version_as_of = options.get("version_as_of")
+        self.verify_existing = options.get("verify_existing", False)
+        self.list_concurrency = options.get("list_concurrency", 1)
         self.check_mode = check_mode
         self.fsync = options["fsync"]
         self.max_concurrency = options["max_concurrency"]
@@ -94,11 +122,24 @@ class Mirror:
         self._safe_directories = {self.dest}
         self._written_paths = []
         self._written_too_many = False
+        self._replacing = 0
+        self._previous_dir = None
+        if self.keep_previous is not None:
+            self._previous_dir = previous_dir(self.dest, utc_now() + self.keep_previous)
 
     def run(self):
-        pages = open_listing(self.client, self.bucket, self.prefix)
+        if self.version_as_of is not None:
+            self._check_versioning()
+            pages = open_listing(self.client, self.bucket, self.prefix, "list_object_versions")
+        elif self.list_concurrency > 1:
+            pages = open_listing(self.client, self.bucket, self.prefix, Delimiter="/")
+            pages = parallel_pages(self.client, self.bucket, self.prefix, self.list_concurrency, pages)
+        else:
+            pages = open_listing(self.client, self.bucket, self.prefix)
         lock = None if self.check_mode else prepare_dest(self.dest)
         try:
+            if lock is not None:
+                self._remove_expired_previous()
             self._mirror(pages)
             if lock is not None and not self.report.counts["errors"]:
                 self._record_complete_run()
@@ -106,6 +147,46 @@ class Mirror:
             if lock is not None:
                 lock.close()
         return self.report
+
+    def _check_versioning(self):
+        """A bucket that never kept versions cannot be mirrored as it was: fail naming version_as_of."""
+        try:
+            status = self.client.get_bucket_versioning(Bucket=self.bucket).get("Status")
+        except (ClientError, BotoCoreError) as exc:
+            raise MirrorError(
+                error_code(exc),
+                "could not read the versioning of bucket {0!r} for version_as_of: {1}".format(
+                    self.bucket, error_message(exc)
+                ),
+                self.bucket,
+                "list",
+            )
+        if status not in VERSIONED:
+            raise MirrorError(
+                "BucketNotVersioned",
+                "version_as_of {0} cannot be honoured: bucket {1!r} does not keep object versions "
+                "(versioning was never enabled), so its past is not stored".format(
+                    self.version_as_of.isoformat(), self.bucket
+                ),
+                self.bucket,
+                "list",
+            )
+
+    def _remove_expired_previous(self):
+        try:
+            removed = remove_expired_previous(self.dest, utc_now())
+        except OSError as exc:
+            self.report.error(self.dest, "remove previous", exc)
+            return
+        if removed:
+            self.report.notes.append(
+                "removed {0} folder(s) of previous files past their keep_previous time".format(len(removed))
+            )
+
+    def _objects(self, pages, oldest):
+        if self.version_as_of is None:
+            return listed_objects(pages)
+        return objects_as_of(pages, self.version_as_of.timestamp(), oldest)
 
     def _record_complete_run(self):
         """When every object was listed and none failed: the time the coverage report reads."""
@@ -117,7 +198,21 @@ class Mirror:
     def _mirror(self, pages):
         report = self.report
         index = IndexReader(os.path.join(self.dest, INDEX_NAME), self.bucket, self.prefix)
+        oldest = []
+        source = merge(check_sorted(self._objects(pages, oldest)), index)
+        if self.max_changed is not None and not self.check_mode:
+            try:
+                source = self._guard_changes(source, index)
+            except (ClientError, BotoCoreError, ValueError) as exc:
+                report.error(self.bucket, "list", exc)
+                remove_temp_dir(self.dest)
+                return
+            except MirrorError:
+                remove_temp_dir(self.dest)
+                raise
+        tail = None if self.check_mode else PreviousIndexTail(index.path, self.bucket, self.prefix)
         writer = None if self.check_mode else IndexWriter(self.dest, self.bucket, self.prefix, self.fsync)
+        checkpoints = dict(completed=0, at=time.monotonic(), took=0.0)
         collisions = CollisionTracker()
         gone = []
         window = deque()
@@ -132,13 +227,31 @@ class Mirror:
         small_pool = ThreadPoolExecutor(max_workers=self.max_concurrency)
         large_pool = ThreadPoolExecutor(max_workers=LARGE_WORKERS)
 
+        def checkpoint():
+            checkpoints["completed"] += 1
+            now = time.monotonic()
+            due = checkpoints["completed"] >= CHECKPOINT_FILES or now - checkpoints["at"] >= CHECKPOINT_SECONDS
+            if not due or now - checkpoints["at"] < CHECKPOINT_SPACING * checkpoints["took"]:
+                return
+            try:
+                writer.checkpoint(tail)
+            except OSError as exc:
+                index_errors.append(exc)
+                report.error(self.dest, "write index", exc)
+            checkpoints.update(completed=0, at=time.monotonic(), took=time.monotonic() - now)
+
         def settle(slot):
             key, future, kept_entry, obj, reason = slot
             entry = kept_entry
+            completed = False
             if future is not None:
                 try:
-                    entry = future.result()
-                    report.downloaded(obj, reason)
+                    entry, fetched_reason = future.result()
+                    if fetched_reason is None:
+                        report.add("adopted")
+                    else:
+                        report.downloaded(obj, fetched_reason)
+                    completed = True
                 except Exception as exc:  # pylint: disable=broad-except
                     if error_code(exc) == "PreconditionFailed":
                         exc = MirrorError(
@@ -151,19 +264,23 @@ class Mirror:
                 except OSError as exc:
                     index_errors.append(exc)
                     report.error(self.dest, "write index", exc)
+                if completed and not index_errors:
+                    checkpoint()
 
         def push(slot):
             window.append(slot)
             while window and (len(window) > WINDOW or window[0][1] is None or window[0][1].done()):
                 settle(window.popleft())
 
-        def fetch(obj, relative):
+        def fetch(obj, relative, reason):
+            if reason == ADOPT:
+                return small_pool.submit(self._adopt, transfers, obj, relative)
             if obj.size >= self.multipart_threshold:
-                return large_pool.submit(self._fetch_large, transfers, obj, relative)
-            return small_pool.submit(self._fetch_small, obj, relative)
+                return large_pool.submit(self._with_reason, reason, self._fetch_large, transfers, obj, relative)
+            return small_pool.submit(self._with_reason, reason, self._fetch_small, obj, relative)
 
         try:
-            for obj, entry in merge(check_sorted(listed_objects(pages)), index):
+            for obj, entry in source:
                 if obj is None:
                     gone.append(entry)
                     push((entry.key, None, entry, None, None))
@@ -179,16 +296,26 @@ class Mirror:
             small_pool.shutdown(wait=True)
             large_pool.shutdown(wait=True)
             transfers.shutdown()
+            if tail is not None:
+                tail.close()
         if index.problem:
             report.warnings.append(index.problem)
+        too_early = None if listing_failed else self._too_early(oldest)
+        if too_early:
+            report.error(self.bucket, "list", MirrorError("VersionAsOfTooEarly", too_early))
+        refusal = change_limit_exceeded(self._replacing, index.count, self.max_changed) if self.check_mode else None
+        if refusal:
+            report.notes.append("the run would write nothing: " + refusal)
+            report.error(self.dest, "download", MirrorError("MaxChangedExceeded", "would write nothing: " + refusal))
 
-        incomplete = listing_failed or bool(index_errors)
+        incomplete = listing_failed or bool(index_errors) or bool(too_early)
         deleted_keys = self._apply_deletes(gone, index.count, incomplete)
         if writer is not None:
             index_unchanged = (
                 not index.problem
                 and not deleted_keys
                 and not report.counts["downloaded"]
+                and not report.counts["adopted"]
                 and writer.count == index.count
             )
             if incomplete or index_unchanged:
@@ -196,6 +323,55 @@ class Mirror:
             else:
                 writer.commit(deleted_keys, None if self._written_too_many else self._written_paths)
             remove_temp_dir(self.dest)
+
+    def _too_early(self, oldest):
+        """With version_as_of: why nothing can be mirrored from then, when no version is that old; else None."""
+        if self.version_as_of is None or (oldest and oldest[0] <= self.version_as_of.timestamp()):
+            return None
+        source = "s3://{0}/{1}".format(self.bucket, self.prefix)
+        if not oldest:
+            return "version_as_of {0}: {1} holds no object version at all; nothing written".format(
+                self.version_as_of.isoformat(), source
+            )
+        return (
+            "version_as_of {0} is before the oldest object version under {1} ({2}): the bucket held nothing "
+            "there then; nothing written".format(
+                self.version_as_of.isoformat(),
+                source,
+                datetime.datetime.fromtimestamp(oldest[0], datetime.timezone.utc).isoformat(),
+            )
+        )
+
+    def _guard_changes(self, source, index):
+        """max_changed: read the whole listing first, into a plan in the temporary folder, counting the
+        mirrored files that changed objects would replace; raise MirrorError (nothing written) past the
+        limit, else return the plan's pairs to mirror from."""
+        plan_path = os.path.join(self.temp_dir, "plan.jsonl")
+        replacing = 0
+        with open(plan_path, "w", encoding="utf-8") as plan:
+            for obj, entry in source:
+                if obj is not None and entry is not None and self._would_replace(obj, entry):
+                    replacing += 1
+                plan.write(json.dumps([obj, entry], ensure_ascii=False) + "\n")
+        refusal = change_limit_exceeded(replacing, index.count, self.max_changed)
+        if refusal:
+            raise MirrorError(
+                "MaxChangedExceeded",
+                "Nothing written: {0}. If the bucket was rewritten on purpose, raise max_changed for one run; "
+                "else the local copy is the good one".format(refusal),
+                self.dest,
+                "download",
+            )
+        return _read_plan(plan_path)
+
+    def _would_replace(self, obj, entry):
+        """Whether mirroring ``obj`` replaces a mirrored local file because the object changed."""
+        relative, is_directory, reason = local_path(obj.key, self.prefix)
+        if reason is not None or is_directory or not self.filter(relative):
+            return False
+        local = self._local_stat(relative)
+        download, why = decide(obj, entry, local)
+        return download and why == CHANGED and local is not None
 
     def _handle(self, obj, entry, collisions, push, fetch):
         report = self.report
@@ -215,19 +391,48 @@ class Mirror:
         if is_directory:
             self._mirror_directory(obj, relative)
             return
-        local = self._local_stat(relative) if entry is not None else None
+        local = self._local_stat(relative)
         download, why = decide(obj, entry, local)
-        if not download:
+        if download and why == CHANGED and local is not None:
+            self._replacing += 1
+        if not download and why != ADOPT:
             report.counts["unchanged"] += 1
             push((obj.key, None, entry, obj, None))
         elif self.check_mode:
-            report.downloaded(obj, why)
+            if download:
+                report.downloaded(obj, why)
+            else:
+                report.add("adopted")
             push((obj.key, None, entry, obj, None))
         else:
-            push((obj.key, fetch(obj, relative), entry, obj, why))
+            push((obj.key, fetch(obj, relative, why), entry, obj, why))
+
+    @staticmethod
+    def _with_reason(reason, function, *args):
+        return function(*args), reason
+
+    def _adopt(self, transfers, obj, relative):
+        """``(entry, None)`` for a file complete on disk, checked against the object's checksum when it has
+        one (and its ETag with verify_existing); a file that does not match is downloaded instead."""
+        path = os.path.join(self.dest, relative)
+        if not is_inside(self.dest, os.path.realpath(os.path.dirname(path))):
+            raise PathError("path passes through a symlink out of {0}".format(self.dest))
+        if computable_checksums(obj) or self.verify_existing:
+            try:
+                self.verifier.verify_file(path, obj, etag=self.verify_existing)
+            except MirrorError as exc:
+                if exc.code != "ChecksumMismatch":
+                    raise
+                fetched = self._fetch_large if obj.size >= self.multipart_threshold else self._fetch_small
+                args = (transfers, obj, relative) if fetched == self._fetch_large else (obj, relative)
+                return fetched(*args), "local copy differs"
+        return IndexEntry(obj.key, obj.size, obj.etag, obj.last_modified, obj.version_id), None
 
     def _fetch_small(self, obj, relative):
-        response = self.client.get_object(Bucket=self.bucket, Key=obj.key, IfMatch=obj.etag, ChecksumMode="ENABLED")
+        params = dict(Bucket=self.bucket, Key=obj.key, IfMatch=obj.etag, ChecksumMode="ENABLED")
+        if obj.version_id is not None:
+            params["VersionId"] = obj.version_id
+        response = self.client.get_object(**params)
         md5 = expected_md5(response)
         digests = Digests(md5=md5 is not None, checksums=[name for name in COMPUTABLE_CHECKSUMS if response.get(name)])
         descriptor, temp_path = tempfile.mkstemp(dir=self.temp_dir, prefix="get-")
@@ -253,7 +458,10 @@ class Mirror:
     def _fetch_large(self, transfers, obj, relative):
         temp_path = os.path.join(self.temp_dir, "transfer-" + uuid.uuid4().hex)
         try:
-            transfers.download(self.bucket, obj.key, temp_path, subscribers=[_KnownObject(obj.size, obj.etag)]).result()
+            extra_args = {"VersionId": obj.version_id} if obj.version_id is not None else None
+            transfers.download(
+                self.bucket, obj.key, temp_path, extra_args=extra_args, subscribers=[_KnownObject(obj.size, obj.etag)]
+            ).result()
             check_size(obj, os.stat(temp_path).st_size)
             self.verifier.verify_file(temp_path, obj)
             return self._place(temp_path, obj, relative)
@@ -270,12 +478,29 @@ class Mirror:
         target = os.path.join(self.dest, relative)
         if os.path.isdir(target) and not os.path.islink(target):
             raise PathError("{0} is a directory".format(target))
+        if self._previous_dir is not None and os.path.isfile(target) and not os.path.islink(target):
+            self._keep_previous(target, relative, move=False)
         os.replace(temp_path, target)
         if len(self._written_paths) < FSYNC_EACH_LIMIT:
             self._written_paths.append(target)
         else:
             self._written_too_many = True
-        return IndexEntry(obj.key, obj.size, obj.etag, obj.last_modified)
+        return IndexEntry(obj.key, obj.size, obj.etag, obj.last_modified, obj.version_id)
+
+    def _keep_previous(self, path, relative, move):
+        """Keep the local file about to be replaced (a hard link) or deleted (moved) under the previous folder."""
+        kept = os.path.join(self._previous_dir, relative)
+        os.makedirs(os.path.dirname(kept), exist_ok=True)
+        if move:
+            os.replace(path, kept)
+        else:
+            try:
+                if os.path.lexists(kept):
+                    os.unlink(kept)
+                os.link(path, kept)
+            except OSError:
+                shutil.copy2(path, kept)
+        self.report.add("kept_previous")
 
     def _ensure_directory(self, relative):
         """Create dest/relative as a directory, refusing symlinks and files in the way. Returns True if created."""
@@ -322,7 +547,7 @@ class Mirror:
         for entry in gone:
             relative, is_directory, reason = local_path(entry.key, self.prefix)
             if reason is None and not is_directory:
-                candidates.append((entry.key, os.path.join(self.dest, relative)))
+                candidates.append((entry.key, relative, os.path.join(self.dest, relative)))
         refusal = None
         if self.delete and not incomplete:
             refusal = delete_limit_exceeded(len(candidates), indexed, self.max_delete)
@@ -330,11 +555,11 @@ class Mirror:
                 report.notes.append("nothing deleted: " + refusal)
                 report.error(self.dest, "delete", MirrorError("MaxDeleteExceeded", "nothing deleted: " + refusal))
         if not self.delete or incomplete or refusal:
-            for _key, path in candidates:
+            for _key, _relative, path in candidates:
                 report.add("orphaned", "orphaned_files", path)
             return []
         deleted = []
-        for key, path in candidates:
+        for key, relative, path in candidates:
             if self.check_mode:
                 report.add("deleted", "deleted_files", path)
                 continue
@@ -343,7 +568,10 @@ class Mirror:
                     raise PathError("{0} passes through a symlink out of {1}".format(path, self.dest))
                 if os.path.isdir(path) and not os.path.islink(path):
                     raise PathError("{0} is a directory".format(path))
-                os.unlink(path)
+                if self._previous_dir is not None:
+                    self._keep_previous(path, relative, move=True)
+                else:
+                    os.unlink(path)
             except FileNotFoundError:
                 pass
             except (OSError, PathError) as exc:
@@ -370,3 +598,14 @@ def _remove_quietly(path):
         os.unlink(path)
     except OSError:
         pass
+
+
+def _read_plan(path):
+    """The ``(object, entry)`` pairs written by Mirror._guard_changes, read lazily."""
+    with open(path, "r", encoding="utf-8") as plan:
+        for line in plan:
+            obj, entry = json.loads(line)
+            if obj is not None:
+                obj[4] = tuple(obj[4])
+                obj = S3Object(*obj)
+            yield obj, (IndexEntry(*entry) if entry is not None else None)

@@ -121,6 +121,11 @@ def checksum_mismatches(digests, response):
     return mismatches
 
 
+def computable_checksums(obj):
+    """The names of the object's additional checksums (from its listing) that the mirror can compute."""
+    return [name for name in COMPUTABLE_CHECKSUMS if name[len("Checksum") :] in obj.checksum_algorithms]
+
+
 def check_size(obj, size):
     if size != obj.size:
         raise MirrorError("SizeMismatch", "got {0} bytes, the listing says {1}".format(size, obj.size))
@@ -142,15 +147,27 @@ class ObjectVerifier:
         self.client = client
         self.bucket = bucket
 
-    def verify_file(self, path, obj):
-        """A file fetched in ranged parts: no response carried the whole object's checksums, so ask for them."""
+    def verify_file(self, path, obj, etag=True):
+        """A file fetched in ranged parts: no response carried the whole object's checksums, so ask for them.
+
+        With ``etag=False``, only the object's additional checksums are checked (none: nothing is read).
+        """
         head = {}
-        checksums = [name for name in COMPUTABLE_CHECKSUMS if name[len("Checksum") :] in obj.checksum_algorithms]
+        checksums = computable_checksums(obj)
         if checksums:
-            head = self.client.head_object(Bucket=self.bucket, Key=obj.key, IfMatch=obj.etag, ChecksumMode="ENABLED")
-        md5 = md5_of_etag(obj.etag)
+            head = self.client.head_object(ChecksumMode="ENABLED", **self._object_params(obj))
+        md5 = md5_of_etag(obj.etag) if etag else None
+        if md5 is None and not checksums and not etag:
+            return
         check_digests(obj, digest_file(path, md5=md5 is not None, checksums=checksums), md5, head)
-        self.verify_multipart_etag(path, obj)
+        if etag:
+            self.verify_multipart_etag(path, obj)
+
+    def _object_params(self, obj):
+        params = dict(Bucket=self.bucket, Key=obj.key, IfMatch=obj.etag)
+        if obj.version_id is not None:
+            params["VersionId"] = obj.version_id
+        return params
 
     def verify_multipart_etag(self, path, obj):
         """Nothing for a single-part ETag; else the file's multipart ETag, cut as the upload was."""
@@ -166,5 +183,8 @@ class ObjectVerifier:
             raise MirrorError("ChecksumMismatch", "multipart ETag of the data differs from {0}".format(obj.etag))
 
     def _part_size(self, obj, number):
-        head = self.client.head_object(Bucket=self.bucket, Key=obj.key, PartNumber=number)
+        params = dict(Bucket=self.bucket, Key=obj.key, PartNumber=number)
+        if obj.version_id is not None:
+            params["VersionId"] = obj.version_id
+        head = self.client.head_object(**params)
         return head["ContentLength"], head.get("PartsCount")

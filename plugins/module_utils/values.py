@@ -111,6 +111,25 @@ def check_as_of(as_of, today, check_mode, allow_future):
         )
 
 
+def parse_moment(value, option):
+    """A moment a user names, such as ``version_as_of``: an ISO 8601 date and time (``2026-11-23T01:00:00Z``,
+    an offset, or none for UTC) or a date (its midnight, UTC).  Returns an aware UTC datetime; raises
+    ValueError naming the option and the value."""
+    if isinstance(value, datetime.datetime):
+        return parse_timestamp(value)
+    text = str(value if value is not None else "").strip()
+    try:
+        if _ISO_DATE.match(text):
+            return datetime.datetime.combine(datetime.date.fromisoformat(text), datetime.time(), datetime.timezone.utc)
+        if not re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", text):
+            raise ValueError(text)
+        return parse_timestamp(text)
+    except ValueError:
+        raise ValueError(
+            "{0} {1!r} is not a date and time: use ISO 8601, for example 2026-11-23T01:00:00Z".format(option, value)
+        )
+
+
 def parse_duration(value, option="duration"):
     """A duration such as ``min_interval``: seconds (``90``) or a count with a unit (``30m``, ``1h``, ``2d``, ``1w``).
 

@@ -16,6 +16,12 @@ description:
   - Every file is written to a temporary name in O(dest), verified, given the object's LastModified as
     mtime, and renamed into place. An interrupted run leaves no partial file under a real name, and the
     next run completes the mirror.
+  - The index is checkpointed while the run goes, every 1000 completed files or 30 seconds, whichever comes
+    first (less often when the index is so large that rewriting it would take more than a twentieth of the
+    run), so a killed run, rerun, fetches only what is missing or changed. A file complete on disk that the
+    index does not list yet (the object's size, and its LastModified as mtime) is adopted without a GET, after
+    a check of the object's SHA256, SHA1 or CRC32 checksum when it has one (a HeadObject and a read of the
+    file), and of its ETag with O(verify_existing); a file that fails the check is downloaded.
   - Verifies the MD5 of single-part objects against their ETag, the multipart ETag of multipart objects,
     and the object's additional checksum (SHA256, SHA1, CRC32; others through botocore) where S3 has one.
     A mismatch is an error for that key and the previous local copy is kept.
@@ -74,6 +80,53 @@ options:
         task fails naming the limit.
       - Unset means no limit.
     type: str
+  max_changed:
+    description:
+      - Refuse to replace more than this many of the mirrored files in one run because their object changed,
+        either a count (V(100)) or a percentage of the mirrored files (V(5%)), a guard against mirroring a bucket
+        that ransomware or a bad deploy rewrote over the good local copy.
+      - When set, the listing is read to its end first (the plan is kept in the temporary folder in O(dest)),
+        so that a run past the limit writes nothing. It then fails naming the limit, with V(MaxChangedExceeded)
+        in RV(errors), and every local file stays as it was. New objects and deletes do not count.
+      - Unset means no limit.
+    type: str
+  keep_previous:
+    description:
+      - Keep the local files that a run replaces or deletes for this long, a number of seconds or a count with
+        a unit (V(12h), V(7d), V(2w)), in C(.s3_mirror_previous/until-<UTC time>/) inside O(dest), under their
+        own paths, so one bad night can be undone by moving them back.
+      - Each run removes the folders whose time has passed, whatever this option says then.
+      - The folder is never mirrored content, M(opsvault.aws_backup.s3_restore) never uploads it, and a replaced
+        file is kept as a hard link where the filesystem allows it (no copy).
+      - Unset means replaced and deleted files are not kept.
+    type: str
+  version_as_of:
+    description:
+      - Mirror the bucket as it was at this moment, an ISO 8601 date and time (V(2026-11-23T01:00:00Z), an offset,
+        or none for UTC) or a date (its midnight UTC), from a versioned bucket, for example the night before an
+        incident. Each key gets its newest version from then on or before; a key deleted then (a delete marker)
+        or created later is left out (and, with O(delete=true), its local file is deleted as for a gone object).
+      - Needs C(s3:GetBucketVersioning), C(s3:ListBucketVersions) and C(s3:GetObjectVersion). Versions are
+        listed with ListObjectVersions and fetched by VersionId; the index records the version ids.
+      - Fails naming the value, writing nothing, on a bucket whose versioning was never enabled, and when the
+        moment is before the oldest version under O(prefix) (the bucket held nothing there then).
+    type: str
+  verify_existing:
+    description:
+      - Also check the files found complete on disk but not in the index against the object's ETag (the MD5 of a
+        single-part object, the multipart ETag of others) before adopting them. Without it they are checked only
+        against the object's additional checksum, when it has one.
+    type: bool
+    default: false
+  list_concurrency:
+    description:
+      - The most listings in flight at once. The key space is split at the folders (common prefixes with the
+        delimiter C(/)) of the first level that has more than one, and the folders ahead of the one being read are
+        listed concurrently; the pages are still read in key order, so the plan and the memory used are those of
+        one listing. A level with no folder (a flat bucket) is one listing, as is V(1).
+      - O(version_as_of) runs list the versions in one listing.
+    type: int
+    default: 8
   max_concurrency:
     description: The most GET requests in flight at once.
     type: int
@@ -94,8 +147,11 @@ options:
     type: int
     default: 100
 notes:
-  - Requires C(s3:ListBucket) on the bucket and C(s3:GetObject) on its objects.
-  - Supports check mode, which lists what would be downloaded and deleted, and writes nothing.
+  - Requires C(s3:ListBucket) on the bucket and C(s3:GetObject) on its objects; O(version_as_of) needs
+    C(s3:GetBucketVersioning), C(s3:ListBucketVersions) and C(s3:GetObjectVersion) instead.
+  - Supports check mode, which lists what would be downloaded and deleted, and writes nothing. It counts the
+    files it would adopt (RV(counts.adopted)) without reading them, and reports a run that O(max_changed) would
+    refuse as an error.
   - When a key fails (a checksum mismatch, an access denied, a symlink in the way), every other key is
     still mirrored and the task then fails, naming the first errors in RV(msg) and listing them in RV(errors).
   - Throttled requests are retried with botocore's adaptive retry mode.
@@ -123,6 +179,20 @@ EXAMPLES = r"""
     max_delete: 10
   register: mirror
 
+- name: Nightly mirror that stops when a tenth of the files would be overwritten, keeping replaced files a week
+  opsvault.aws_backup.s3_mirror:
+    bucket: my-images
+    dest: /srv/backup/images
+    delete: true
+    max_changed: 10%
+    keep_previous: 7d
+
+- name: The bucket as it was before the incident, from its versions, into another directory
+  opsvault.aws_backup.s3_mirror:
+    bucket: my-images
+    dest: /srv/restore/images-2026-11-23
+    version_as_of: "2026-11-23T01:00:00Z"
+
 - name: Show what happened
   ansible.builtin.debug:
     msg: "{{ mirror.msg }}"
@@ -148,6 +218,9 @@ counts:
     downloaded:
       description: Objects downloaded (new or changed).
       type: int
+    adopted:
+      description: Files found complete on disk (as a killed run leaves them) and recorded without a download.
+      type: int
     unchanged:
       description: Objects already mirrored, not downloaded.
       type: int
@@ -166,11 +239,14 @@ counts:
     orphaned:
       description: Local files whose object is gone that were kept.
       type: int
+    kept_previous:
+      description: Replaced or deleted local files kept in C(.s3_mirror_previous) (O(keep_previous)).
+      type: int
     errors:
       description: Keys or steps that failed, listed in RV(errors).
       type: int
-  sample: {"listed": 2004, "downloaded": 20, "unchanged": 1984, "directories": 0, "excluded": 0,
-           "skipped": 0, "deleted": 0, "orphaned": 0, "errors": 0}
+  sample: {"listed": 2004, "downloaded": 20, "adopted": 0, "unchanged": 1984, "directories": 0, "excluded": 0,
+           "skipped": 0, "deleted": 0, "orphaned": 0, "kept_previous": 0, "errors": 0}
 bytes:
   description: Bytes downloaded, and bytes of the objects listed.
   returned: always
@@ -206,8 +282,9 @@ errors:
   description:
     - The first O(report_limit) failures. C(resource) is the key, or the bucket or O(dest) for a step of the
       whole run; C(action) is the step (V(list), V(download), V(mkdir), V(delete), V(write index),
-      V(prepare dest)); C(code) is the AWS error code or the mirror's own (V(ChecksumMismatch),
-      V(SizeMismatch), V(ObjectChanged), V(UnsafePath), V(MaxDeleteExceeded)).
+      V(prepare dest), V(remove previous)); C(code) is the AWS error code or the mirror's own (V(ChecksumMismatch),
+      V(SizeMismatch), V(ObjectChanged), V(UnsafePath), V(MaxDeleteExceeded), V(MaxChangedExceeded),
+      V(BucketNotVersioned), V(VersionAsOfTooEarly)).
   returned: always
   type: list
   elements: dict
@@ -237,8 +314,11 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils.options import
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import finish
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import MirrorError
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import normalize_prefix
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_plan import parse_file_limit
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_plan import parse_max_delete
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_transfer import Mirror
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.values import parse_duration
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.values import parse_moment
 
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's smallest multipart part
 
@@ -251,6 +331,11 @@ ARGUMENT_SPEC = dict(
     exclude=dict(type="list", elements="str", default=[]),
     delete=dict(type="bool", default=False),
     max_delete=dict(type="str"),
+    max_changed=dict(type="str"),
+    keep_previous=dict(type="str"),
+    version_as_of=dict(type="str"),
+    verify_existing=dict(type="bool", default=False),
+    list_concurrency=dict(type="int", default=8),
     max_concurrency=dict(type="int", default=32),
     multipart_threshold=dict(type="int", default=8 * 1024 * 1024),
     fsync=dict(type="bool", default=True),
@@ -262,6 +347,7 @@ def parse_options(params, check_mode=False):
     """The engine's options from the module's; raises ValueError naming the option and the value."""
     not_empty("bucket", params["bucket"])
     at_least("max_concurrency", params["max_concurrency"], 1)
+    at_least("list_concurrency", params["list_concurrency"], 1)
     at_least("multipart_threshold", params["multipart_threshold"], MIN_PART_SIZE)
     at_least("report_limit", params["report_limit"], 0)
     return dict(
@@ -272,6 +358,11 @@ def parse_options(params, check_mode=False):
         exclude=params["exclude"],
         delete=params["delete"],
         max_delete=parse_max_delete(params["max_delete"]),
+        max_changed=parse_file_limit(params["max_changed"], "max_changed"),
+        keep_previous=_keep_previous(params["keep_previous"]),
+        version_as_of=_version_as_of(params["version_as_of"]),
+        verify_existing=params["verify_existing"],
+        list_concurrency=params["list_concurrency"],
         max_concurrency=params["max_concurrency"],
         multipart_threshold=params["multipart_threshold"],
         fsync=params["fsync"],
@@ -279,10 +370,25 @@ def parse_options(params, check_mode=False):
     )
 
 
+def _keep_previous(value):
+    if value is None or str(value).strip() == "":
+        return None
+    duration = parse_duration(value, "keep_previous")
+    if not duration:
+        raise ValueError("keep_previous must be longer than 0 seconds, got {0!r}".format(value))
+    return duration
+
+
+def _version_as_of(value):
+    if value is None or str(value).strip() == "":
+        return None
+    return parse_moment(value, "version_as_of")
+
+
 def main():
     module, options = aws_module(ARGUMENT_SPEC, parse_options)
     # The small-object pool and the transfer manager each keep max_concurrency requests in flight.
-    config = client_config(2 * options["max_concurrency"] + 4)
+    config = client_config(2 * options["max_concurrency"] + options["list_concurrency"] + 4)
     [client] = clients_for(module, "s3", config, text_timestamps=True).values()
     job = Mirror(client, options, module.check_mode)
     try:

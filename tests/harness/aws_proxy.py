@@ -6,7 +6,10 @@ moto answers in milliseconds, never throttles and never fails. Modules reach thi
 * counts every request by service, region and API action (EC2/IAM/STS ``Action`` parameter,
   JSON ``X-Amz-Target``, S3 operation from method, path and query) and by outcome, and keeps a
   timeline: requests per second since the first one, by action, and when each action came first and last;
-* adds latency to each answer (fixed, or uniform around a mean);
+* adds latency to each answer (fixed, or uniform around a mean), and to each S3 listing page
+  (``list_page_latency_ms``, on ListObjectsV2 and ListObjectVersions): S3 takes tens of milliseconds
+  to answer a page of 1,000 keys where moto takes a few, which is what makes one sequential listing
+  of a large bucket slow;
 * throttles EC2 with token buckets per region (the SigV4 credential scope) and per API, sized and
   refilled by the action's family, answering ``RequestLimitExceeded`` with HTTP 503, as EC2 does.
   https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-throttling.html
@@ -255,6 +258,7 @@ SERVER_ERRORS = {
 class ProxyConfig:
     latency_ms: float = 0.0
     latency_jitter_ms: float = 0.0
+    list_page_latency_ms: float = 0.0
     throttle: bool = False
     bucket_scope: str = "action"
     bucket_overrides: dict = field(default_factory=dict)
@@ -292,6 +296,7 @@ class ProxyConfig:
         return not self.fault_actions or action in self.fault_actions
 
 
+LISTING_PAGES = ("ListObjectsV2", "ListObjectVersions")
 OUTCOMES = ("ok", "throttled", "error", "error_after", "reset", "reset_after", "down")
 FORWARDED_OUTCOMES = ("ok", "error_after", "reset_after")
 
@@ -502,6 +507,8 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
         query = urllib.parse.parse_qs(split.query, keep_blank_values=True)
         service, region, action, params = identify(self.command, split.path, query, self.headers, body)
         latency = proxy.config.latency_seconds(proxy.rng)
+        if action in LISTING_PAGES:
+            latency += proxy.config.list_page_latency_ms / 1000.0
         if latency:
             proxy.sleep(latency)
         outcome = proxy.decide(service, region, action, params)

@@ -17,6 +17,8 @@ check what AWS does and the modules never carry a moto workaround:
   or volume (``tests/harness/moto_client_token.py``).
 * CompleteMultipartUpload honours ``If-Match``, as S3 documents
   (``tests/harness/moto_s3_conditional.py``).
+* ListObjectsV2 serves a page from a sorted key index at the cost of the page, not of the bucket
+  (``tests/harness/moto_s3_listing.py``, with the AWS references).
 * sts:AssumeRole refuses a role that does not exist, a trust policy that does not allow the caller and
   a wrong external id, with ``AccessDenied`` (``tests/harness/moto_sts.py``).
 * DescribeSnapshots honours ``RestorableByUserIds`` (``all`` lists the public snapshots):
@@ -46,6 +48,7 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer  # noqa: E4
 from tests.harness import moto_client_token  # noqa: E402
 from tests.harness import moto_ec2_describe  # noqa: E402
 from tests.harness import moto_s3_conditional  # noqa: E402
+from tests.harness import moto_s3_listing  # noqa: E402
 from tests.harness import moto_snapshot_permissions  # noqa: E402
 from tests.harness import moto_sts  # noqa: E402
 
@@ -95,6 +98,7 @@ def apply_conformance_patches():
     moto_ec2_describe.apply()
     moto_client_token.apply()
     moto_s3_conditional.apply()
+    moto_s3_listing.apply()
     moto_snapshot_permissions.apply()
     _PATCHED = True
 

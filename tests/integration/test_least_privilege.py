@@ -11,6 +11,7 @@ those whose module file is not in the collection are not collected.
 
 import datetime
 import json
+import time
 
 import boto3
 import pytest
@@ -175,6 +176,24 @@ class S3Mirror:
         assert before == {} and after == {"cat.jpg": b"cat", "2026/dog.png": b"dog"}
 
 
+class S3MirrorVersionAsOf(S3Mirror):
+    """s3_mirror of a versioned bucket as it was before its objects were overwritten."""
+
+    feature = {"name": "s3_mirror", "bucket": "seed-images", "prefix": "uploads/", "versions": True}
+
+    def seed(self, aws, tmp_path):
+        options = super().seed(aws, tmp_path)
+        s3 = aws.client("s3", REGION)
+        s3.put_bucket_versioning(Bucket="seed-images", VersioningConfiguration={"Status": "Enabled"})
+        s3.put_object(Bucket="seed-images", Key="uploads/cat.jpg", Body=b"cat")
+        s3.put_object(Bucket="seed-images", Key="uploads/2026/dog.png", Body=b"dog")
+        time.sleep(1.1)
+        moment = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+        time.sleep(1.1)
+        s3.put_object(Bucket="seed-images", Key="uploads/cat.jpg", Body=b"overwritten")
+        return dict(options, version_as_of=moment.isoformat())
+
+
 def restored(ec2, describe, key):
     found = getattr(ec2, describe)(Filters=[{"Name": "tag:RestoredBy", "Values": ["opsvault.aws_backup"]}])
     return found
@@ -320,6 +339,7 @@ SCENARIOS = [
     SnapshotPurge("delete"),
     SnapshotPurge("archive"),
     S3Mirror(),
+    S3MirrorVersionAsOf(),
     InstanceRestore(),
     VolumeRestore(attach=True),
     VolumeRestore(attach=False),

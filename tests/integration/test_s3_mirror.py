@@ -1,5 +1,6 @@
 """s3_mirror through real ansible-playbook runs against moto."""
 
+import datetime
 import hashlib
 import json
 import os
@@ -12,6 +13,7 @@ import yaml
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import iam_actions
 from tests.harness import ansible_run
+from tests.harness import aws_proxy
 from tests.harness import s3 as s3h
 
 BUCKET = "photos-backup"
@@ -63,7 +65,17 @@ def test_cold_mirror_is_byte_identical_and_warm_rerun_downloads_nothing(s3, play
     assert s3h.local_files(dest) == expected
     assert (dest / "folder marker").is_dir()
     assert result["counts"] == dict(
-        listed=9, downloaded=8, unchanged=0, directories=1, excluded=0, skipped=0, deleted=0, orphaned=0, errors=0
+        listed=9,
+        downloaded=8,
+        adopted=0,
+        unchanged=0,
+        directories=1,
+        excluded=0,
+        skipped=0,
+        deleted=0,
+        orphaned=0,
+        kept_previous=0,
+        errors=0,
     )
     assert result["bytes"]["downloaded"] == sum(len(body) for body in expected.values())
     assert {item["key"] for item in result["downloaded_keys"]} == set(expected)
@@ -443,7 +455,9 @@ def test_interrupted_run_leaves_no_partial_file_and_rerun_completes(s3, aws, tmp
     assert run.rc == 0, result.get("msg")
     assert s3h.local_files(dest) == dict(small, **{"zz-big.bin": big})
     assert not temp_dir.exists()
-    assert result["counts"]["downloaded"] + result["counts"]["unchanged"] == 21
+    # The files completed before the kill are on disk with the object's size and mtime: adopted, not fetched.
+    assert result["counts"]["adopted"] == len(files)
+    assert result["counts"]["downloaded"] == 21 - len(files)
 
 
 def test_fqcn_playbook_mirrors_with_environment_credentials(s3, aws, tmp_path):
@@ -505,3 +519,267 @@ def test_an_object_rewritten_during_its_download_is_an_error_and_the_rerun_gets_
     run = play([mirror_task(dest=str(dest))])
     assert run.rc == 0, run.result("mirror")
     assert s3h.local_files(dest) == {"calm.txt": b"calm", "racy.txt": b"newer version"}
+
+
+# ---------------------------------------------------------------- resume
+
+
+def index_keys(dest):
+    path = dest / ".s3_mirror_index.jsonl"
+    return [json.loads(line)[0] for line in path.read_text().splitlines()[1:]] if path.exists() else []
+
+
+def kill_run_tree(process, dest, deadline):
+    """Kill ansible-playbook's process group and the module worker (ansible-core runs it under setsid)."""
+    module_processes = s3h.processes_holding(dest / ".s3_mirror.lock")
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    for pid in module_processes:
+        os.kill(pid, signal.SIGKILL)
+    while any(s3h.is_running(pid) for pid in module_processes):
+        assert time.monotonic() < deadline, "the killed module is still running"
+        time.sleep(0.05)
+    return module_processes
+
+
+def test_a_first_mirror_killed_midway_is_resumed_with_gets_only_for_what_was_not_complete(
+    s3, aws, counting_proxy, tmp_path
+):
+    dest = tmp_path / "mirror"
+    objects = s3h.put(
+        s3, BUCKET, {"batch-{0}/object-{1:04d}.bin".format(n % 9, n): os.urandom(64 + n % 300) for n in range(2000)}
+    )
+    tasks = [mirror_task(dest=str(dest), max_concurrency=4)]
+    playbook = tmp_path / "mirror.yml"
+    playbook.write_text(yaml.safe_dump(ansible_run.aws_play(counting_proxy.endpoint, tasks), sort_keys=False))
+    counting_proxy.configure(latency_ms=10)
+    process = subprocess.Popen(
+        [ansible_run.ANSIBLE_PLAYBOOK, str(playbook)],
+        cwd=str(tmp_path),
+        env=ansible_run.environment(counting_proxy.endpoint),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    try:
+        while len(s3h.local_files(dest)) < 1300 if dest.exists() else True:
+            assert process.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "the run did not get far enough"
+            time.sleep(0.1)
+    finally:
+        module_processes = kill_run_tree(process, dest, deadline)
+    assert module_processes, "no process held the mirror's lock"
+
+    on_disk = s3h.local_files(dest)
+    indexed = index_keys(dest)
+    assert 1300 <= len(on_disk) < 2000
+    assert all(objects[path] == data for path, data in on_disk.items()), "a partial file under a real name"
+    assert len(indexed) >= 1000, "no checkpoint of the index during the run"
+    assert set(indexed) <= set(on_disk), "the checkpoint lists a file that is not on disk"
+
+    counting_proxy.reset(config=True)
+    run = ansible_run.run_playbook(
+        ansible_run.aws_play(counting_proxy.endpoint, tasks), tmp_path, endpoint=counting_proxy.endpoint
+    )
+    result = run.result("mirror")
+    assert run.rc == 0, result.get("msg")
+    stats = counting_proxy.stats()
+    assert aws_proxy.count(stats, action="GetObject") == 2000 - len(on_disk)
+    assert result["counts"]["downloaded"] == 2000 - len(on_disk)
+    assert result["counts"]["adopted"] == len(on_disk) - len(indexed)
+    assert result["counts"]["unchanged"] == len(indexed)
+    assert s3h.local_files(dest) == objects
+    assert index_keys(dest) == sorted(objects)
+
+
+# ---------------------------------------------------------------- the guard against a rewritten bucket
+
+
+def test_max_changed_stops_a_run_where_half_the_objects_were_rewritten_and_writes_nothing(s3, play, tmp_path):
+    dest = tmp_path / "mirror"
+    originals = s3h.put(s3, BUCKET, {"doc-{0:02d}.txt".format(n): b"good %d" % n for n in range(20)})
+    assert play([mirror_task(dest=str(dest))]).rc == 0
+    s3h.put(s3, BUCKET, {"doc-{0:02d}.txt".format(n): b"encrypted!! %d" % n for n in range(0, 20, 2)})
+    s3h.put(s3, BUCKET, {"new.txt": b"new"})
+    s3.delete_object(Bucket=BUCKET, Key="doc-01.txt")
+    before = {path: (os.stat(dest / path).st_ino, data) for path, data in s3h.local_files(dest).items()}
+    index_before = (dest / ".s3_mirror_index.jsonl").read_bytes()
+    listing_before = sorted(os.listdir(dest))
+
+    for guard, check in (("20%", False), ("9", False), ("49%", True)):
+        run = play([mirror_task(dest=str(dest), delete=True, max_changed=guard)], check=check)
+        result = run.result("mirror")
+        assert run.rc != 0, result
+        assert "10 of 20 mirrored files (50.0%) would be replaced" in result["msg"] or (
+            "10 mirrored files would be replaced" in result["msg"]
+        ), result["msg"]
+        assert "max_changed is " + guard in result["msg"]
+        [error] = result["errors"]
+        assert (error["resource"], error["action"], error["code"]) == (str(dest), "download", "MaxChangedExceeded")
+        assert result["changed"] is False or check
+        assert {path: (os.stat(dest / path).st_ino, data) for path, data in s3h.local_files(dest).items()} == before
+        assert (dest / ".s3_mirror_index.jsonl").read_bytes() == index_before
+        assert sorted(os.listdir(dest)) == listing_before
+
+    run = play([mirror_task(dest=str(dest), delete=True, max_changed="50%")])
+    assert run.rc == 0, run.result("mirror")
+    expected = dict(originals, **{"doc-{0:02d}.txt".format(n): b"encrypted!! %d" % n for n in range(0, 20, 2)})
+    expected["new.txt"] = b"new"
+    del expected["doc-01.txt"]
+    assert s3h.local_files(dest) == expected
+
+
+def test_keep_previous_keeps_replaced_and_deleted_files_until_their_time_and_restore_ignores_them(s3, play, tmp_path):
+    dest = tmp_path / "mirror"
+    s3h.put(s3, BUCKET, {"a.txt": b"a good", "sub/b.txt": b"b good", "c.txt": b"c"})
+    assert play([mirror_task(dest=str(dest))]).rc == 0
+    s3h.put(s3, BUCKET, {"a.txt": b"a overwritten"})
+    s3.delete_object(Bucket=BUCKET, Key="sub/b.txt")
+
+    run = play([mirror_task(dest=str(dest), delete=True, keep_previous="15s")])
+    result = run.result("mirror")
+    assert run.rc == 0, result
+    assert result["counts"]["kept_previous"] == 2 and result["counts"]["deleted"] == 1
+    assert "2 replaced or deleted file(s) kept in .s3_mirror_previous (keep_previous)" in result["msg"]
+    assert s3h.local_files(dest) == {"a.txt": b"a overwritten", "c.txt": b"c"}
+    [kept] = list((dest / ".s3_mirror_previous").iterdir())
+    assert s3h.local_files(kept) == {"a.txt": b"a good", "sub/b.txt": b"b good"}
+    until = datetime.datetime.strptime(kept.name, "until-%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
+
+    run = play([mirror_task(dest=str(dest))])
+    assert run.rc == 0 and kept.exists(), "removed before its time"
+    assert datetime.datetime.now(datetime.timezone.utc) < until, "the test ran too slowly to show this"
+
+    s3.create_bucket(Bucket="restored")
+    restore = play([ansible_run.task("s3_restore", "restore", src=str(dest), bucket="restored")])
+    assert restore.rc == 0, restore.result("restore")
+    assert s3h.bucket_contents(s3, "restored") == {"a.txt": b"a overwritten", "c.txt": b"c"}
+
+    time.sleep(max(0.0, until.timestamp() + 1 - time.time()))
+    run = play([mirror_task(dest=str(dest))])
+    result = run.result("mirror")
+    assert run.rc == 0, result
+    assert not (dest / ".s3_mirror_previous").exists()
+    assert "Removed 1 folder(s) of previous files past their keep_previous time." in result["msg"]
+    assert s3h.local_files(dest) == {"a.txt": b"a overwritten", "c.txt": b"c"}
+
+
+def test_bad_guard_values_are_named(s3, play, tmp_path):
+    for option, value, message in (
+        ("max_changed", "150%", "max_changed must be between 0 and 100% or a count of at least 0, got '150%'"),
+        ("keep_previous", "soon", "keep_previous 'soon' is not a duration"),
+    ):
+        run = play([mirror_task(dest=str(tmp_path / "m"), **{option: value})])
+        assert run.rc != 0
+        assert message in run.result("mirror")["msg"]
+    assert not (tmp_path / "m").exists()
+
+
+# ---------------------------------------------------------------- versions
+
+
+def test_version_as_of_reproduces_the_bucket_before_objects_were_overwritten_and_deleted(s3, aws, play, tmp_path):
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    s3h.put(s3, BUCKET, {"a.txt": b"a v1", "b.txt": b"b v1", "dir/c.txt": b"c v1"})
+    time.sleep(1.5)
+    moment = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    time.sleep(1.5)
+    s3h.put(s3, BUCKET, {"a.txt": b"a v2 (encrypted)", "dir/c.txt": b"c v2", "d.txt": b"created later"})
+    s3.delete_object(Bucket=BUCKET, Key="b.txt")
+    versions = s3.list_object_versions(Bucket=BUCKET)
+    first_ids = {item["Key"]: item["VersionId"] for item in versions["Versions"] if item["LastModified"] <= moment}
+    assert set(first_ids) == {"a.txt", "b.txt", "dir/c.txt"}
+
+    dest = tmp_path / "as-of"
+    run = play([mirror_task(dest=str(dest), version_as_of=moment.isoformat(), delete=True)])
+    result = run.result("mirror")
+    assert run.rc == 0, result
+    assert s3h.local_files(dest) == {"a.txt": b"a v1", "b.txt": b"b v1", "dir/c.txt": b"c v1"}
+    rows = [json.loads(line) for line in (dest / ".s3_mirror_index.jsonl").read_text().splitlines()[1:]]
+    assert {row[0]: row[4] for row in rows} == first_ids
+
+    rerun = play([mirror_task(dest=str(dest), version_as_of=moment.isoformat(), delete=True)])
+    assert rerun.rc == 0 and rerun.result("mirror")["changed"] is False
+    now = play([mirror_task(dest=str(dest), delete=True)])
+    assert now.rc == 0, now.result("mirror")
+    assert s3h.local_files(dest) == {"a.txt": b"a v2 (encrypted)", "dir/c.txt": b"c v2", "d.txt": b"created later"}
+
+    early = play([mirror_task(dest=str(tmp_path / "early"), version_as_of="2020-01-01T00:00:00Z", delete=True)])
+    result = early.result("mirror")
+    assert early.rc != 0
+    assert "version_as_of 2020-01-01T00:00:00+00:00 is before the oldest object version" in result["msg"]
+    assert [error["code"] for error in result["errors"]] == ["VersionAsOfTooEarly"]
+    assert s3h.local_files(tmp_path / "early") == {}
+
+
+def test_version_as_of_on_an_unversioned_bucket_fails_naming_the_value(s3, play, tmp_path):
+    s3h.put(s3, BUCKET, {"a.txt": b"a"})
+    run = play([mirror_task(dest=str(tmp_path / "m"), version_as_of="2026-11-23")])
+    result = run.result("mirror")
+    assert run.rc != 0
+    assert "version_as_of 2026-11-23T00:00:00+00:00 cannot be honoured" in result["msg"]
+    assert "does not keep object versions" in result["msg"]
+    assert [(error["resource"], error["code"]) for error in result["errors"]] == [(BUCKET, "BucketNotVersioned")]
+    assert not (tmp_path / "m").exists()
+
+
+# ---------------------------------------------------------------- parallel listing
+
+BOUNDARY_KEYS = [
+    "a",
+    "a!",
+    "a-b",
+    "a.txt",
+    "a/",
+    "a/b",
+    "a/b/",
+    "a/b/c.txt",
+    "a/b/c/d/e.txt",
+    "a/ü.txt",
+    "a0",
+    "a0/x",
+    "a//double",
+    "b",
+    "b/\u00ff",
+    "b/\U0001f600.png",
+    "b\u00e9/straße/x",
+    "c~",
+    "c~/y",
+    "\u00e9t\u00e9/photo.jpg",
+    "\U0001f600/smile",
+    "zz/deep/er/still/key",
+]
+
+
+def test_parallel_listing_gives_the_same_keys_in_the_same_order_as_one_stream(s3, aws, play, tmp_path):
+    from ansible_collections.opsvault.aws_backup.plugins.module_utils import s3_listing
+
+    keys = BOUNDARY_KEYS + ["big/part-{0:04d}".format(n) for n in range(1100)]
+    s3h.put(s3, BUCKET, {key: key.encode("utf-8") for key in keys})
+    single = [obj.key for obj in s3_listing.listed_objects(s3_listing.open_listing(s3, BUCKET, ""))]
+    assert single == sorted(keys)
+    prefixes_listed = []
+    s3.meta.events.register(
+        "before-parameter-build.s3.ListObjectsV2", lambda params, **kwargs: prefixes_listed.append(params["Prefix"])
+    )
+    for workers in (2, 8):
+        pages = s3_listing.open_listing(s3, BUCKET, "", Delimiter="/")
+        split = [
+            obj.key for obj in s3_listing.listed_objects(s3_listing.parallel_pages(s3, BUCKET, "", workers, pages))
+        ]
+        assert split == single
+    assert {"a/", "a0/", "b/", "big/", "zz/", "\U0001f600/"} <= set(prefixes_listed), "the key space was not split"
+    # One folder at the top: the split happens a level down.
+    pages = s3_listing.open_listing(s3, BUCKET, "a/", Delimiter="/")
+    split = [obj.key for obj in s3_listing.listed_objects(s3_listing.parallel_pages(s3, BUCKET, "a/", 4, pages))]
+    assert split == [key for key in single if key.startswith("a/")]
+
+    plans = {}
+    for concurrency in (1, 8):
+        run = play([mirror_task(dest=str(tmp_path / "m"), list_concurrency=concurrency, report_limit=2000)], check=True)
+        result = run.result("mirror")
+        assert run.rc == 0, result
+        plans[concurrency] = (result["downloaded_keys"], result["skipped_resources"], result["counts"])
+    assert plans[1] == plans[8]
+    assert len(plans[8][0]) + plans[8][2]["skipped"] + plans[8][2]["directories"] == len(keys)

@@ -343,3 +343,15 @@ def test_requests_without_credentials_are_forwarded(via_proxy, proxy):
     with urllib.request.urlopen(request) as response:
         assert response.status == 200
     assert aws_proxy.count(via_proxy.proxy.stats(), region="unknown") == 1
+
+
+def test_list_page_latency_is_added_to_each_listing_page_only(via_proxy):
+    via_proxy.proxy.configure(list_page_latency_ms=40, latency_ms=5)
+    s3 = via_proxy("s3")
+    s3.create_bucket(Bucket="pages")
+    for number in range(3):
+        s3.put_object(Bucket="pages", Key="k{0}".format(number), Body=b"x")
+    pages = list(s3.get_paginator("list_objects_v2").paginate(Bucket="pages", PaginationConfig={"PageSize": 2}))
+    s3.list_object_versions(Bucket="pages")
+    assert len(pages) == 2
+    assert via_proxy.slept == [pytest.approx(0.005)] * 4 + [pytest.approx(0.045)] * 3

@@ -1,5 +1,6 @@
 """s3_index: the index round trip, its safety with foreign or damaged files, and flushing."""
 
+import datetime
 import json
 import os
 
@@ -84,3 +85,68 @@ def test_index_commit_flushes_the_written_files_or_the_filesystem(tmp_path, monk
     write_index(tmp_path, [entry("a")]).commit()
     assert len(synced) == 1 and flushed == [str(tmp_path)]
     assert [item.key for item in index.IndexReader(str(tmp_path / index.INDEX_NAME), "b", "p/")] == ["a"]
+
+
+def test_version_ids_round_trip_and_old_rows_still_read(tmp_path):
+    entries = [entry("a"), index.IndexEntry("b", 2, '"y"', 2.0, "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY")]
+    write_index(tmp_path, entries).commit()
+    lines = (tmp_path / index.INDEX_NAME).read_text().splitlines()
+    assert json.loads(lines[1]) == ["a", 1, '"e"', 1000.0]
+    assert json.loads(lines[2])[4] == "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"
+    assert list(index.IndexReader(str(tmp_path / index.INDEX_NAME), "b", "p/")) == entries
+
+
+def test_checkpoints_hold_the_written_entries_then_the_rest_of_the_previous_index(tmp_path):
+    path = str(tmp_path / index.INDEX_NAME)
+    previous = [entry(key, 1, '"old"') for key in ("a", "c", "e", "g")]
+    write_index(tmp_path, previous).commit()
+    tail = index.PreviousIndexTail(path, "b", "p/")
+    writer = write_index(tmp_path, [])
+
+    writer.checkpoint(tail)
+    assert list(index.IndexReader(path, "b", "p/")) == previous
+    writer.write(entry("a", 2, '"new"'))
+    writer.write(entry("b", 2, '"new"'))
+    writer.checkpoint(tail)
+    assert list(index.IndexReader(path, "b", "p/")) == [entry("a", 2, '"new"'), entry("b", 2, '"new"')] + previous[1:]
+    writer.write(entry("c", 2, '"new"'))
+    writer.write(entry("f", 2, '"new"'))
+    writer.checkpoint(tail)
+    reader = index.IndexReader(path, "b", "p/")
+    assert [(item.key, item.etag) for item in reader] == [
+        ("a", '"new"'),
+        ("b", '"new"'),
+        ("c", '"new"'),
+        ("f", '"new"'),
+        ("g", '"old"'),
+    ]
+    assert reader.problem is None
+    writer.write(entry("g", 2, '"new"'))
+    writer.commit()
+    tail.close()
+    assert [item.key for item in index.IndexReader(path, "b", "p/")] == ["a", "b", "c", "f", "g"]
+
+
+def test_a_checkpoint_ignores_a_previous_index_of_another_bucket(tmp_path):
+    path = str(tmp_path / index.INDEX_NAME)
+    write_index(tmp_path, [entry("z")], bucket="other").commit()
+    tail = index.PreviousIndexTail(path, "b", "p/")
+    writer = write_index(tmp_path, [entry("a")])
+    writer.checkpoint(tail)
+    assert list(index.IndexReader(path, "b", "p/")) == [entry("a")]
+
+
+def test_expired_previous_folders_are_removed_and_the_others_kept(tmp_path):
+    now = datetime.datetime(2026, 12, 1, 12, 0, tzinfo=datetime.timezone.utc)
+    expired = index.previous_dir(str(tmp_path), now - datetime.timedelta(seconds=1))
+    kept = index.previous_dir(str(tmp_path), now + datetime.timedelta(hours=1))
+    for folder in (expired, kept):
+        os.makedirs(os.path.join(folder, "sub"))
+        open(os.path.join(folder, "sub", "f"), "w").close()
+    os.makedirs(os.path.join(str(tmp_path), index.PREVIOUS_DIR_NAME, "not-a-run"))
+    assert index.remove_expired_previous(str(tmp_path), now) == [expired]
+    assert sorted(os.listdir(os.path.join(str(tmp_path), index.PREVIOUS_DIR_NAME))) == [
+        "not-a-run",
+        os.path.basename(kept),
+    ]
+    assert os.path.basename(kept) == "until-20261201T130000Z"

@@ -121,3 +121,45 @@ def test_listed_objects_read_s3_timestamps_as_epoch_seconds(timestamp):
 def test_a_listed_timestamp_that_is_not_one_is_an_error():
     with pytest.raises(ValueError):
         list(listing.listed_objects([{"Contents": [{"Key": "a", "Size": 1, "LastModified": "yesterday"}]}]))
+
+
+def version(key, when, version_id, size=1, latest=False):
+    moment = datetime.datetime.fromtimestamp(when, datetime.timezone.utc)
+    return {
+        "Key": key,
+        "LastModified": moment,
+        "VersionId": version_id,
+        "IsLatest": latest,
+        "Size": size,
+        "ETag": '"e"',
+    }
+
+
+def test_objects_as_of_takes_each_keys_newest_version_then_and_honours_delete_markers():
+    pages = [
+        {
+            "Versions": [
+                version("a", 300, "a3", latest=True),
+                version("a", 100, "a1"),
+                version("b", 50, "b1"),
+                version("c", 400, "c1", latest=True),
+            ],
+            "DeleteMarkers": [
+                {
+                    "Key": "b",
+                    "LastModified": datetime.datetime.fromtimestamp(150, datetime.timezone.utc),
+                    "VersionId": "bx",
+                    "IsLatest": True,
+                }
+            ],
+        },
+        # d's versions go on over the page boundary: the first page had its newest, too new.
+        {"Versions": [version("d", 500, "d2", latest=True)]},
+        {"Versions": [version("d", 120, "d1"), version("e", 10, "e1", latest=True)]},
+    ]
+    oldest = []
+    chosen = [(item.key, item.version_id) for item in listing.objects_as_of(pages, 200.0, oldest)]
+    assert chosen == [("a", "a1"), ("d", "d1"), ("e", "e1")]
+    assert oldest == [10.0]
+    assert [item.version_id for item in listing.objects_as_of(pages, 140.0)] == ["a1", "b1", "d1", "e1"]
+    assert [item.version_id for item in listing.objects_as_of(pages, 5.0)] == []

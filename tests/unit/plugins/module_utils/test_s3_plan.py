@@ -1,5 +1,7 @@
 """s3_plan: what to do with each key, the merge of listing and index, the delete limit."""
 
+import stat
+
 import pytest
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import s3_plan as plan
@@ -16,9 +18,10 @@ def entry(key, size=1, etag='"e"', last_modified=1000.0):
 
 
 class Stat:
-    def __init__(self, size, mtime):
+    def __init__(self, size, mtime, mode=stat.S_IFREG | 0o644):
         self.st_size = size
         self.st_mtime = mtime
+        self.st_mode = mode
 
 
 @pytest.mark.parametrize(
@@ -54,6 +57,48 @@ def test_decide():
     assert plan.decide(current, entry("a", 4, '"1"', 1000.0), Stat(3, 1000.0)) == (True, "local copy differs")
     assert plan.decide(current, entry("a", 4, '"1"', 1000.0), Stat(4, 2000.0)) == (True, "local copy differs")
     assert plan.decide(current, entry("a", 4, '"1"', 1000.0), Stat(4, 1000.0)) == (False, "unchanged")
+
+
+def test_decide_adopts_a_file_complete_on_disk_that_the_index_does_not_describe():
+    current = obj("a", size=4, etag='"2"', last_modified=2000.0)
+    assert plan.decide(current, None, Stat(4, 2000.0)) == (False, plan.ADOPT)
+    assert plan.decide(current, None, Stat(4, 2000.0, stat.S_IFLNK | 0o777)) == (True, "new")
+    assert plan.decide(current, None, Stat(5, 2000.0)) == (True, "new")
+    assert plan.decide(current, None, Stat(4, 1990.0)) == (True, "new")
+    # Replaced on disk by a killed run after the last checkpoint: the index still has the old version.
+    assert plan.decide(current, entry("a", 4, '"1"', 1000.0), Stat(4, 2000.0)) == (False, plan.ADOPT)
+    # Same LastModified in the index and the bucket: the mtime cannot tell which version the file holds.
+    same_second = obj("a", size=4, etag='"2"', last_modified=1000.0)
+    assert plan.decide(same_second, entry("a", 4, '"1"', 1000.0), Stat(4, 1000.0)) == (True, "changed")
+
+
+def test_decide_compares_versions_when_both_have_one():
+    versioned = listing.S3Object("a", 1, '"e"', 1000.0, (), "v2")
+    assert plan.decide(versioned, index.IndexEntry("a", 1, '"e"', 1000.0, "v1"), Stat(1, 1000.0)) == (True, "changed")
+    assert plan.decide(versioned, index.IndexEntry("a", 1, '"e"', 1000.0, "v2"), Stat(1, 1000.0)) == (
+        False,
+        "unchanged",
+    )
+    assert plan.decide(versioned, entry("a"), Stat(1, 1000.0)) == (False, "unchanged")
+
+
+@pytest.mark.parametrize("value", ["150%", "ten", "-3"])
+def test_parse_file_limit_names_the_option_and_the_value(value):
+    with pytest.raises(ValueError) as raised:
+        plan.parse_file_limit(value, "max_changed")
+    assert str(raised.value).startswith("max_changed must be") and repr(value) in str(raised.value)
+
+
+def test_change_limit():
+    assert plan.change_limit_exceeded(50, 100, None) is None
+    assert plan.change_limit_exceeded(0, 100, (0, False)) is None
+    assert plan.change_limit_exceeded(10, 100, (10.0, True)) is None
+    assert plan.change_limit_exceeded(50, 100, (10.0, True)) == (
+        "50 of 100 mirrored files (50.0%) would be replaced by changed objects; max_changed is 10%"
+    )
+    assert plan.change_limit_exceeded(3, 100, (2, False)) == (
+        "3 mirrored files would be replaced by changed objects; max_changed is 2"
+    )
 
 
 def test_merge_walks_both_sorted_streams_once():

@@ -21,7 +21,7 @@ def item(key, size=3, etag='"e"'):
 
 
 def options(dest, **changes):
-    params = dict(bucket="b", dest=str(dest), delete=True, max_concurrency=4, fsync=False)
+    params = dict(bucket="b", dest=str(dest), delete=True, max_concurrency=4, list_concurrency=1, fsync=False)
     return options_of(s3_mirror, **dict(params, **changes))
 
 
