@@ -9,22 +9,22 @@ short_description: Copy managed AMIs and EBS snapshots to other regions and to a
 version_added: 0.2.0
 description:
   - Copies the managed AMIs (made by M(opsvault.aws_backup.ami_backup)) and EBS snapshots (made by
-    M(opsvault.aws_backup.ebs_snapshot)) of the account in O(regions) to each of O(destinations): another
-    region of the account, or a region of another account (a vault account) reached by assuming a role there.
+    M(opsvault.aws_backup.ebs_snapshot)) of the account in O(regions) to each of O(destinations), another
+    region of the account or a region of another account (a vault account) reached by assuming a role there.
   - Each copy is tagged in the copy call with the source's tags, its own C(DeleteOn) (the destination's
     O(destinations[].retention) from the source's creation, else the source's C(DeleteOn)) and its provenance
     C(SourceImageId) or C(SourceSnapshotId), C(SourceRegion) and C(SourceAccount). A source that already has a
     copy in a destination (found by those tags) is not copied there again, so reruns create nothing.
   - CopyImage carries a C(ClientToken) made from the source and the destination, so a request retried after a
-    timeout or a 5xx returns the first copy. CopySnapshot has no token; after such a failure the copy the
+    timeout or a 5xx returns the first copy. CopySnapshot has no token, and after such a failure the copy the
     request made is looked up by its provenance tags before the request is sent again.
   - "To another account: the source is shared with that account (the AMI's launch permission and its snapshots'
     create-volume permission, or the snapshot's), the copy is started from that account, encrypted with its
     O(destinations[].kms_key_id), and the share is removed as soon as every copy of the source in that account
     is complete: in the same run when the copy completes at once or with O(wait=true), else on the next run."
   - Before any change, each source and destination is checked, and each one that cannot be copied is named in
-    RV(errors) with the reason, with nothing of it changed (the others are copied and the task fails at the end):
-    a snapshot encrypted with the AWS managed key C(aws/ebs) cannot be shared with another account; an AMI with
+    RV(errors) with the reason, with nothing of it changed (the others are copied and the task fails at the end).
+    A snapshot encrypted with the AWS managed key C(aws/ebs) cannot be shared with another account; an AMI with
     AWS Marketplace product codes cannot be copied to another account; the destination's KMS key must exist and
     be enabled.
   - At most 20 snapshot copies are in flight per destination region (AWS's limit); more wait for a slot, up to

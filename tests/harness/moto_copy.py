@@ -141,7 +141,8 @@ def apply():
         if source.owner_id != caller:
             if source.product_codes:
                 raise EC2ClientError(
-                    "InvalidRequest", "AMI {0} has AWS Marketplace product codes and cannot be copied.".format(source_id)
+                    "InvalidRequest",
+                    "AMI {0} has AWS Marketplace product codes and cannot be copied.".format(source_id),
                 )
             if not _can_read_snapshot(source.ebs_snapshot, caller):
                 raise InvalidSnapshotIdError()

@@ -234,7 +234,9 @@ def test_cross_account_copy_is_owned_by_the_vault_encrypted_with_its_key_and_the
     ec2 = aws.ec2(SOURCE)
     [mapping] = ec2.describe_images(ImageIds=[image])["Images"][0]["BlockDeviceMappings"]
     image_snapshot = mapping["Ebs"]["SnapshotId"]
-    options = dict(destinations=[{"region": DESTINATION, "account_id": account, "kms_key_id": key_arn, "retention": "1y"}])
+    options = dict(
+        destinations=[{"region": DESTINATION, "account_id": account, "kms_key_id": key_arn, "retention": "1y"}]
+    )
 
     playbook, stats = run(counting_proxy, tmp_path, [copy_task("plan", check_mode=True, **options)])
     plan = playbook.result("plan")
@@ -344,7 +346,9 @@ def test_preflight_failures_change_nothing_and_name_the_resource_and_the_reason(
         (disabled_key, "KMSKeyNotUsable"),
     }, result["errors"]
     assert all(error["action"] == "preflight" for error in result["errors"])
-    assert "AWS Marketplace product code(s) abcd1234marketplace" in errors[(marketplace, "CannotCopyToAccount")]["message"]
+    assert (
+        "AWS Marketplace product code(s) abcd1234marketplace" in errors[(marketplace, "CannotCopyToAccount")]["message"]
+    )
     message = errors[(encrypted, "CannotCopyToAccount")]["message"]
     assert "snapshot {0} is encrypted with the AWS managed key {1} (aws/ebs)".format(encrypted, default_key) in message
     assert "is Disabled, not Enabled" in errors[(disabled_key, "KMSKeyNotUsable")]["message"]
@@ -413,7 +417,9 @@ def test_bad_input_fails_naming_the_value_and_copies_nothing(aws, play):
         "destinations[0].region must be a region name such as eu-west-1, got 'mars-1'"
     )
     assert "destinations[0] copies to account 210987654321: it needs kms_key_id" in run_bad.result("no key")["msg"]
-    assert run_bad.result("bad account")["msg"] == "destinations[0].account_id must be a 12-digit account id, got '12345'"
+    assert (
+        run_bad.result("bad account")["msg"] == "destinations[0].account_id must be a 12-digit account id, got '12345'"
+    )
     assert "destinations[0].retention 'forever' is not a period" in run_bad.result("bad retention")["msg"]
     assert "destinations must list at least one destination" in run_bad.result("no destinations")["msg"]
     assert all(run_bad.result(name)["failed"] for name in ("bad region", "no key", "bad account", "bad retention"))
