@@ -213,7 +213,7 @@ regions:
 import time
 
 try:
-    from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+    from botocore.exceptions import ClientError, WaiterError
 except ImportError:
     pass  # AnsibleAWSModule reports the missing SDK
 
@@ -230,7 +230,6 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils.engine import 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.engine import regional_module
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.fanout import by_region
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.fanout import run_concurrently
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import PLANNED
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import error_entry
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import skipped_entry
 
@@ -562,8 +561,7 @@ class BackupCopy(RegionalJob):
                 copy["state"] = found.get(copy["copy_id"], copy["state"])
 
     def result_keys(self, done):
-        changed = bool(done or self.unshared) and not self.check_mode
-        return dict(changed=changed, copies=done, unshared=self.unshared)
+        return dict(changed=bool(done or self.unshared), copies=done, unshared=self.unshared)
 
     def summarise(self, summary, result):
         def describe(copy):
