@@ -172,19 +172,28 @@ def test_a_500_after_copy_image_succeeded_still_leaves_one_copy_per_source(aws, 
     ec2 = aws.ec2(SOURCE)
     instances = fleet.launch(ec2, {"Backup": ""}, count=6)
     images = [managed_image(ec2, instance, "backup-" + instance) for instance in instances]
-    volumes = [fleet.add_volume(ec2, instance) for instance in instances[:3]]
-    snapshots = [managed_snapshot(ec2, volume) for volume in volumes]
-    counting_proxy.configure(error_after_rate=0.5, fault_actions=["CopyImage", "CopySnapshot"], seed=11)
+    snapshots = [managed_snapshot(ec2, fleet.add_volume(ec2, instance)) for instance in instances[:3]]
+    destinations = [{"region": DESTINATION}]
 
-    playbook, stats = run(counting_proxy, tmp_path, [copy_task(destinations=[{"region": DESTINATION}])])
-    result = playbook.result("copy")
-
-    assert playbook.rc == 0 and result.get("failed") is not True, result
+    # Half the CopyImage calls answer 500 after the copy was made: botocore sends them again, same ClientToken.
+    counting_proxy.configure(error_after_rate=0.5, fault_actions=["CopyImage"], seed=11)
+    playbook, stats = run(
+        counting_proxy, tmp_path, [copy_task("images", destinations=destinations, resource_types=["image"])]
+    )
+    result = playbook.result("images")
+    assert result.get("failed") is not True, result
     assert aws_proxy.count(stats, action="CopyImage", outcome="error_after") > 0
-    assert aws_proxy.count(stats, action="CopySnapshot", outcome="error_after") > 0
+    # Every CopySnapshot answers 500 after the copy was made: CopySnapshot has no token; the copy is found by its tags.
+    counting_proxy.configure(error_after_rate=1.0, fault_actions=["CopySnapshot"])
+    playbook, stats = run(counting_proxy, tmp_path, [copy_task("snapshots", destinations=destinations)])
+    snapshot_result = playbook.result("snapshots")
+    assert snapshot_result.get("failed") is not True, snapshot_result
+    assert aws_proxy.count(stats, action="CopySnapshot", outcome="error_after") == 3
+    assert aws_proxy.count(stats, action="CopySnapshot") == 3
+
     found = copies_in(aws.ec2(DESTINATION))
     assert {source: len(items) for source, items in found.items()} == {s: 1 for s in images + snapshots}
-    assert {c["copy_id"] for c in result["copies"]} == {
+    assert {c["copy_id"] for c in result["copies"] + snapshot_result["copies"]} == {
         items[0].get("ImageId") or items[0]["SnapshotId"] for items in found.values()
     }
 
