@@ -256,10 +256,11 @@ def test_cross_account_copy_is_owned_by_the_vault_encrypted_with_its_key_and_the
         (snapshot, account, True),
     }
 
-    playbook, stats = run(counting_proxy, tmp_path, [copy_task(**options)])
+    playbook, stats = run(counting_proxy, tmp_path, [copy_task(wait=True, **options)])
     result = playbook.result("copy")
     assert playbook.rc == 0 and result["changed"] is True, result
     assert aws_proxy.count(stats, action="ModifyImageAttribute", outcome="ok") == 2  # share, unshare
+    assert {(c["kind"], c["state"]) for c in result["copies"]} == {("image", "available"), ("snapshot", "completed")}
     vault_ec2 = vault_client(aws, role_arn, "ec2")
     found = copies_in(vault_ec2, account)
     assert {source: len(items) for source, items in found.items()} == {image: 1, snapshot: 1}
