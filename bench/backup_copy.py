@@ -83,6 +83,7 @@ def loop_play(endpoint):
             "community.aws.ec2_ami_copy": {
                 "source_region": SOURCE,
                 "region": DESTINATION,
+                "endpoint_url": endpoint,
                 "source_image_id": "{{ item.image_id }}",
                 "name": "{{ item.name }}",
                 "tag_equality": False,

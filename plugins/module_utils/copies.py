@@ -27,7 +27,7 @@ import threading
 import time
 
 try:
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 except ImportError:
     pass  # AnsibleAWSModule reports the missing SDK
 
@@ -634,6 +634,25 @@ def copy_snapshot_once(copy_client, describe_client, item, attempts=MAX_ATTEMPTS
             if attempt == attempts:
                 raise
     raise AssertionError("unreachable")
+
+
+def copy_states(client, kind, ids, wait_timeout=None):
+    """``{copy id: state}`` of one destination's new copies of one kind; with ``wait_timeout`` (seconds),
+    after botocore's waiter has waited for them to complete (those that did not say so by their state)."""
+    if wait_timeout:
+        waiter, id_key = ("image_available", "ImageIds") if kind == IMAGE else ("snapshot_completed", "SnapshotIds")
+        delay = 15
+        try:
+            client.get_waiter(waiter).wait(
+                **{id_key: ids, "WaiterConfig": {"Delay": delay, "MaxAttempts": max(1, wait_timeout // delay)}}
+            )
+        except WaiterError:
+            pass  # the states below say which did not complete
+    if kind == IMAGE:
+        found = paginate(client, "describe_images", "Images", ImageIds=ids)
+    else:
+        found = paginate(client, "describe_snapshots", "Snapshots", SnapshotIds=ids)
+    return {source_id(resource): resource.get("State") for resource in found}
 
 
 class QueueTimeout(Exception):

@@ -213,7 +213,7 @@ regions:
 import time
 
 try:
-    from botocore.exceptions import ClientError, WaiterError
+    from botocore.exceptions import ClientError
 except ImportError:
     pass  # AnsibleAWSModule reports the missing SDK
 
@@ -529,29 +529,9 @@ class BackupCopy(RegionalJob):
 
         def states(group_key):
             region, account, kind = group_key
-            client = self.dest_clients[(region, account)]
+            timeout = self.options["wait_timeout"] if self.options["wait"] else None
             ids = [copy["copy_id"] for copy in groups[group_key]]
-            if self.options["wait"]:
-                waiter = "image_available" if kind == copies.IMAGE else "snapshot_completed"
-                delay = 15
-                id_key = "ImageIds" if kind == copies.IMAGE else "SnapshotIds"
-                try:
-                    client.get_waiter(waiter).wait(
-                        **{
-                            id_key: ids,
-                            "WaiterConfig": {
-                                "Delay": delay,
-                                "MaxAttempts": max(1, self.options["wait_timeout"] // delay),
-                            },
-                        }
-                    )
-                except WaiterError:
-                    pass  # the states below say which did not complete
-            if kind == copies.IMAGE:
-                found = paginate(client, "describe_images", "Images", ImageIds=ids)
-            else:
-                found = paginate(client, "describe_snapshots", "Snapshots", SnapshotIds=ids)
-            return {copies.source_id(resource): resource.get("State") for resource in found}
+            return copies.copy_states(self.dest_clients[(region, account)], kind, ids, timeout)
 
         for group_key, found, exc in run_concurrently(states, list(groups), self.max_concurrency):
             if exc:
