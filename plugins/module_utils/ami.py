@@ -263,8 +263,9 @@ def image_backup(image, region, warnings):
 
 
 def _purge_candidates(region, images, account_id, adopt_legacy, warnings):
-    """The account's managed (and, with adopt_legacy, legacy) AMIs grouped by source instance,
-    and the count of the account's AMIs left out for want of the managed marker."""
+    """The account's managed (and, with adopt_legacy, legacy) AMIs grouped by source instance and origin
+    (copies from another region or account are a group of their own), and the count of the account's AMIs left out for want of the managed marker.
+    """
     groups, unmanaged = {}, {"with_delete_on": 0, "without": 0}
     for image in images:
         if image.get("OwnerId") != account_id:
@@ -274,7 +275,8 @@ def _purge_candidates(region, images, account_id, adopt_legacy, warnings):
         if not managed and not (adopt_legacy and contract.DELETE_ON_KEY in tags):
             unmanaged["with_delete_on" if contract.DELETE_ON_KEY in tags else "without"] += 1
             continue
-        groups.setdefault(image_source(image, tags), []).append(_backup(image, tags, warnings, region))
+        key = (image_source(image, tags), contract.copy_origin(tags))
+        groups.setdefault(key, []).append(_backup(image, tags, warnings, region))
     return groups, unmanaged
 
 
@@ -307,9 +309,11 @@ def plan_purge(region, images, account_id, as_of, keep_min=1, keep_last=None, ad
     groups, unmanaged = _purge_candidates(region, images, account_id, adopt_legacy, warnings)
 
     deregister = []
-    for source in sorted(groups):
-        label = _source_label(source)
-        decisions = purge_rule.decide(groups[source], as_of, keep_min, keep_last, label, "backup", "available")
+    for source, origin in sorted(groups):
+        label = _source_label(source) + contract.origin_text(origin)
+        decisions = purge_rule.decide(
+            groups[(source, origin)], as_of, keep_min, keep_last, label, "backup", "available"
+        )
         for backup, purge, reason in decisions:
             image = backup.item
             if not purge:

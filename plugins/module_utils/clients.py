@@ -188,3 +188,43 @@ def account_id_of(module, region):
         return client_for(module, "sts", region).get_caller_identity()["Account"]
     except (BotoCoreError, ClientError) as exc:
         module.fail_json_aws(exc, msg="Could not find the account id (sts:GetCallerIdentity)")
+
+
+def role_clients(module, service, regions, role, config):
+    """``{region: client}`` of ``service`` acting in another account: ``role`` (role_arn, external_id,
+    session_name) assumed with the module's own credentials (themselves assumed when the module has
+    ``assume_role_arn``), renewed before they expire; one session per role and module run.
+
+    The first AssumeRole is made here, so a role that cannot be assumed fails before any change.
+    """
+    sessions = _SESSIONS.setdefault(module, {})
+    roles = sessions.setdefault("roles", {})
+    try:
+        if role["role_arn"] not in roles:
+            source, endpoint_url, connect_kwargs = shared_session(module)
+            sts_kwargs = dict(region_name=regions[0], endpoint_url=endpoint_url, config=client_config(1))
+            if "verify" in connect_kwargs:
+                sts_kwargs["verify"] = connect_kwargs["verify"]
+            credentials = assumed_role_credentials(role, source, sts_kwargs)
+            core = botocore.session.Session()
+            core.register_component(
+                "credential_provider", botocore.credentials.CredentialResolver([_GivenCredentials(credentials)])
+            )
+            client_kwargs = {key: value for key, value in connect_kwargs.items() if key not in _CREDENTIAL_KEYS}
+            roles[role["role_arn"]] = (boto3.session.Session(botocore_session=core), endpoint_url, client_kwargs)
+        session, endpoint_url, client_kwargs = roles[role["role_arn"]]
+        client_kwargs = dict(client_kwargs)
+        user_config = client_kwargs.pop("aws_config", None)
+        if user_config is not None:
+            config = config.merge(user_config)
+        return {
+            region: session.client(
+                service, region_name=region, endpoint_url=endpoint_url, config=config, **client_kwargs
+            )
+            for region in regions
+        }
+    except (BotoCoreError, ClientError, ValueError) as exc:
+        message = "Could not assume role {0}".format(role["role_arn"])
+        if role.get("external_id"):
+            message += " with external_id {0!r}".format(role["external_id"])
+        module.fail_json_aws(exc, msg=message)

@@ -23,6 +23,9 @@ RESTORED_BY_KEY = "RestoredBy"
 SOURCE_IMAGE_KEY = "SourceImageId"
 SOURCE_SNAPSHOT_KEY = "SourceSnapshotId"
 RESTORE_ID_KEY = "RestoreId"
+# Written on a disaster-recovery copy (with SourceImageId / SourceSnapshotId): where its source lives.
+SOURCE_REGION_KEY = "SourceRegion"
+SOURCE_ACCOUNT_KEY = "SourceAccount"
 
 RESERVED_KEYS = (MARKER_KEY, DELETE_ON_KEY, POLICY_KEY, SOURCE_INSTANCE_KEY, REGION_KEY)
 RESTORE_RESERVED_KEYS = (
@@ -102,3 +105,20 @@ def backup_tags(source_tags, provenance, delete_on_date, policy, copy_tags=None,
     tags[DELETE_ON_KEY] = sys.intern(delete_on_date.isoformat())  # one string per date in a large run
     tags[POLICY_KEY] = policy or DEFAULT_POLICY
     return tags
+
+
+def copy_origin(tags):
+    """``(SourceRegion, SourceAccount)`` of a disaster-recovery copy, ``("", "")`` for a backup made in place.
+
+    The purges count keep_min per source and per origin: the copies of one instance's backups from two
+    regions or accounts are two sets of backups, each keeping its own newest.
+    """
+    return tags.get(SOURCE_REGION_KEY, ""), tags.get(SOURCE_ACCOUNT_KEY, "")
+
+
+def origin_text(origin):
+    """`` (copies from eu-west-1, 123456789012)`` for a copy's origin, empty for a backup made in place."""
+    region, account = origin
+    if not region and not account:
+        return ""
+    return " (copies from {0})".format(", ".join(part for part in (region, account) if part))

@@ -553,6 +553,11 @@ def _stale(snapshot, volume_id, options, reference, volumes, running_instance_id
     return "stale: {0} ({1} days old)".format(condition, age.days), None
 
 
+def is_copy_of_elsewhere(tags):
+    """A disaster-recovery copy: its VolumeId names a volume of its source's region or account, never stale here."""
+    return contract.copy_origin(tags) != ("", "")
+
+
 def _not_ours(reason, option):
     return "{0}; not made by this collection ({1})".format(reason, option)
 
@@ -567,7 +572,8 @@ def plan_snapshot_purge(region, snapshots, images, volumes, running_instance_ids
     keep_tag, adopt_legacy, stale, stale_min_age, stale_include_unmanaged, action).
     ``now``: aware UTC datetime.
 
-    Expiry follows purge_rule.decide per volume.  Stale snapshots (with ``stale``) old enough go
+    Expiry follows purge_rule.decide per volume (and, for copies, per origin: SourceRegion, SourceAccount).
+    Copies are never stale (their volume is elsewhere).  Stale snapshots (with ``stale``) old enough go
     whatever keep_min says; only managed (or, with adopt_legacy, legacy) ones unless
     ``stale_include_unmanaged``.  Returns ``{"todo", "skipped", "warnings", "notes"}``.
     """
@@ -585,7 +591,9 @@ def plan_snapshot_purge(region, snapshots, images, volumes, running_instance_ids
         expiry_scope = contract.is_managed(tags) or (options["adopt_legacy"] and contract.DELETE_ON_KEY in tags)
         if not (expiry_scope or options.get("stale_include_unmanaged")):
             continue
-        stale, young = _stale(snapshot, volume_id, options, reference, volumes_by_id, running)
+        stale, young = None, None
+        if not is_copy_of_elsewhere(tags):
+            stale, young = _stale(snapshot, volume_id, options, reference, volumes_by_id, running)
         if not expiry_scope and stale is None and young is None:
             continue
         if account_id and snapshot.get("OwnerId") not in (None, account_id):
@@ -595,7 +603,9 @@ def plan_snapshot_purge(region, snapshots, images, volumes, running_instance_ids
         elif snapshot["SnapshotId"] in users:
             reason = "used by registered AMI {0}".format(", ".join(sorted(users[snapshot["SnapshotId"]])))
         elif expiry_scope and not (stale and snapshot.get("State") != "pending"):
-            groups.setdefault(volume_id, []).append(_backup(snapshot, tags, region, warnings))
+            groups.setdefault((volume_id, contract.copy_origin(tags)), []).append(
+                _backup(snapshot, tags, region, warnings)
+            )
             if young:
                 young_reasons[snapshot["SnapshotId"]] = young
             continue
@@ -610,9 +620,16 @@ def plan_snapshot_purge(region, snapshots, images, volumes, running_instance_ids
             reason = young
         skipped.append(_skipped(snapshot, region, reason, volume_id))
 
-    for volume_id in sorted(groups):
+    for volume_id, origin in sorted(groups):
+        label = volume_id + contract.origin_text(origin)
         decisions = purge_rule.decide(
-            groups[volume_id], as_of, options["keep_min"], options.get("keep_last"), volume_id, "snapshot", "completed"
+            groups[(volume_id, origin)],
+            as_of,
+            options["keep_min"],
+            options.get("keep_last"),
+            label,
+            "snapshot",
+            "completed",
         )
         for backup, purge, reason in decisions:
             snapshot = backup.item

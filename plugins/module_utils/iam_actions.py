@@ -285,6 +285,51 @@ def _backup_coverage(options, partition):
     return _s3_mirror({"bucket": bucket, "prefix": prefix}, partition)
 
 
+def _backup_copy(options, partition):
+    """The source account's calls: its backups described, copies within the account, and for other
+    accounts the vault role assumed, the managed sources shared (and unshared) and their keys described."""
+    same_account = _bool(options.get("same_account", True), "same_account")
+    cross_account = _bool(options.get("cross_account", False), "cross_account")
+    if not (same_account or cross_account):
+        raise FeatureError("backup_copy needs same_account, cross_account or both")
+    grants = [Grant("Describe", (DESCRIBE_REGIONS, "ec2:DescribeImages", "ec2:DescribeSnapshots"), ("*",), None)]
+    if same_account:
+        grants += _copy_grants(partition) + [Grant("DescribeKeys", ("kms:DescribeKey",), ("*",), None)]
+    if cross_account:
+        role_name = options.get("vault_role_name") or "OpsvaultBackupVault"
+        if not isinstance(role_name, str) or "*" in role_name or ":" in role_name:
+            raise FeatureError("backup_copy vault_role_name must be a plain role name, got {0!r}".format(role_name))
+        grants += [
+            Grant(
+                "AssumeVaultRoles", ("sts:AssumeRole",), ("arn:{0}:iam::*:role/{1}".format(partition, role_name),), None
+            ),
+            Grant("ShareManagedBackups", ("ec2:ModifyImageAttribute",), (_image_arn(partition),), _managed_condition()),
+            Grant(
+                "ShareManagedBackups",
+                ("ec2:ModifySnapshotAttribute",),
+                (_snapshot_arn(partition),),
+                _managed_condition(),
+            ),
+            Grant("DescribeKeys", ("kms:DescribeKey",), ("*",), None),
+        ]
+    return grants
+
+
+def _copy_grants(partition):
+    return [
+        Grant("CopyBackups", ("ec2:CopyImage", "ec2:CopySnapshot"), ("*",), None),
+        _tag_on_create(["ec2:CopyImage", "ec2:CopySnapshot"], [_image_arn(partition), _snapshot_arn(partition)]),
+    ]
+
+
+def _backup_copy_vault(options, partition):
+    """The vault account's role: its copies described and made (tags in the call), its key described."""
+    return [
+        Grant("Describe", ("ec2:DescribeImages", "ec2:DescribeSnapshots"), ("*",), None),
+        Grant("DescribeKeys", ("kms:DescribeKey",), ("*",), None),
+    ] + _copy_grants(partition)
+
+
 FEATURES = {
     "ami_backup": (_ami_backup, ()),
     "ami_purge": (_ami_purge, ("adopt_legacy",)),
@@ -296,6 +341,8 @@ FEATURES = {
     "volume_restore": (_volume_restore, ("attach",)),
     "s3_restore": (_s3_restore, ("bucket", "prefix", "delete")),
     "backup_coverage": (_backup_coverage, ("host_results",)),
+    "backup_copy": (_backup_copy, ("same_account", "cross_account", "vault_role_name")),
+    "backup_copy_vault": (_backup_copy_vault, ()),
 }
 
 

@@ -21,6 +21,9 @@ check what AWS does and the modules never carry a moto workaround:
   (``tests/harness/moto_s3_listing.py``, with the AWS references).
 * sts:AssumeRole refuses a role that does not exist, a trust policy that does not allow the caller and
   a wrong external id, with ``AccessDenied`` (``tests/harness/moto_sts.py``).
+* CopyImage and CopySnapshot copy across regions and accounts as EC2 does: CopyImage's ``ClientToken``,
+  tags and encryption in the call, read permission on the source, at most 20 snapshot copies in flight
+  per destination region; an AWS managed KMS key is one (``tests/harness/moto_copy.py``).
 * DescribeSnapshots honours ``RestorableByUserIds`` (``all`` lists the public snapshots):
   ``moto_snapshot_permissions.py``.
   https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeSnapshots.html
@@ -46,6 +49,7 @@ from moto.ec2.responses.amis import AmisResponse  # noqa: E402
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer  # noqa: E402
 
 from tests.harness import moto_client_token  # noqa: E402
+from tests.harness import moto_copy  # noqa: E402
 from tests.harness import moto_ec2_describe  # noqa: E402
 from tests.harness import moto_s3_conditional  # noqa: E402
 from tests.harness import moto_s3_listing  # noqa: E402
@@ -100,6 +104,7 @@ def apply_conformance_patches():
     moto_s3_conditional.apply()
     moto_s3_listing.apply()
     moto_snapshot_permissions.apply()
+    moto_copy.apply()
     _PATCHED = True
 
 

@@ -24,6 +24,7 @@ from tests.harness.ansible_run import run_playbook
 from tests.harness.iam_enforcement import enforce_iam
 
 REGION = "us-east-1"
+COPY_REGION = "eu-west-1"
 USER = "backup-host"
 MANAGED = {"CreatedBy": "opsvault.aws_backup"}
 EXPIRED = "2020-01-01"
@@ -329,6 +330,46 @@ class BackupCoverageMerge:
         document = json.loads(self.report.read_text())
         assert [row["host"] for row in document["hosts"]] == ["210987654321-us-east-1", "123456789012-us-east-1"]
         assert document["failed_hosts"] == ["210987654321-us-east-1"]
+def copies_of(ec2):
+    """The managed copies in a region, by source id."""
+    found = {}
+    for image in fleet.images(ec2).values():
+        source = fleet.tags_of(image).get("SourceImageId")
+        if source:
+            found[source] = image["ImageId"]
+    for snapshot_id, item in own_snapshots(ec2).items():
+        source = fleet.tags_of(item).get("SourceSnapshotId")
+        if source:
+            found[source] = snapshot_id
+    return found
+
+
+def copy_sources(ec2):
+    """A managed AMI (with its tagged snapshot) and a managed EBS snapshot to copy."""
+    [instance] = fleet.launch(ec2, {"Backup": ""})
+    tags = dict(MANAGED, DeleteOn="2999-01-01", SourceInstanceId=instance, BackupPolicy="default")
+    image = ec2.create_image(
+        InstanceId=instance, Name="web-backup", TagSpecifications=tag_specs("image", tags) + tag_specs("snapshot", tags)
+    )["ImageId"]
+    volume = fleet.add_volume(ec2, instance)
+    return image, snapshot(ec2, volume, dict(MANAGED, DeleteOn="2999-01-01", VolumeId=volume))
+
+
+class BackupCopy:
+    feature = "backup_copy"
+    # CopyImage and CopySnapshot are separate items: without one of them the other copy is still made.
+    completes_before = {"ec2:CopyImage", "ec2:CopySnapshot"}
+
+    def seed(self, aws, tmp_path):
+        self.sources = copy_sources(aws.ec2(REGION))
+        key = aws.client("kms", COPY_REGION).create_key(Description="copies")["KeyMetadata"]["Arn"]
+        return {"destinations": [{"region": COPY_REGION, "kms_key_id": key}]}
+
+    def state(self, aws):
+        return copies_of(aws.ec2(COPY_REGION))
+
+    def succeeded(self, aws, before, after):
+        assert before == {} and sorted(after) == sorted(self.sources)
 
 
 SCENARIOS = [
@@ -346,6 +387,7 @@ SCENARIOS = [
     S3Restore(),
     BackupCoverage(),
     BackupCoverageMerge(),
+    BackupCopy(),
 ]
 
 
@@ -597,3 +639,103 @@ def test_volume_restore_policy_creates_only_tagged_volumes_from_managed_snapshot
     )
     assert "ec2:CreateVolume on resource: arn:aws:ec2:{0}::snapshot/{1}".format(REGION, unmanaged) in refused[1][1]
     assert allowed["SnapshotId"] == managed
+
+
+VAULT_FEATURE = "backup_copy_vault"
+PER_ITEM_ACTIONS = ("ec2:ModifyImageAttribute", "ec2:ModifySnapshotAttribute", "ec2:CopyImage", "ec2:CopySnapshot")
+SOURCE_VAULT_FEATURE = {"name": "backup_copy", "same_account": False, "cross_account": True}
+
+
+def vault_account(aws, document):
+    """A vault account whose role (trusting this account) has ``document`` as its only policy, and its key."""
+    from moto.backends import get_backend
+
+    from tests.harness import organization
+
+    org = organization.Organization(aws.endpoint, {"vault": "ACTIVE"})
+    account = org.accounts["vault"]
+    role_arn = organization.create_role(account, "OpsvaultBackupVault")
+    get_backend("iam")[account]["aws"].put_role_policy("OpsvaultBackupVault", "vault", json.dumps(document))
+    credentials = aws.client("sts").assume_role(RoleArn=role_arn, RoleSessionName="setup")["Credentials"]
+    kms = boto3.client(
+        "kms",
+        region_name=COPY_REGION,
+        endpoint_url=aws.endpoint,
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+    return account, kms.create_key(Description="vault")["KeyMetadata"]["Arn"], credentials
+
+
+def vault_copies(aws, credentials):
+    ec2 = boto3.client(
+        "ec2",
+        region_name=COPY_REGION,
+        endpoint_url=aws.endpoint,
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+    found = {}
+    for image in ec2.describe_images(Owners=["self"])["Images"]:
+        found[fleet.tags_of(image).get("SourceImageId")] = image["ImageId"]
+    for item in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]:
+        if "SourceSnapshotId" in fleet.tags_of(item):
+            found[fleet.tags_of(item)["SourceSnapshotId"]] = item["SnapshotId"]
+    found.pop(None, None)
+    return found
+
+
+def vault_removal_cases():
+    if not module_exists("backup_copy"):
+        return []
+    cases = [("source", action) for action in iam_actions.actions(SOURCE_VAULT_FEATURE)]
+    cases += [("vault", action) for action in iam_actions.actions(VAULT_FEATURE)]
+    return [pytest.param(side, action, id="{0}-without-{1}".format(side, action)) for side, action in cases]
+
+
+def copy_to_vault(aws, tmp_path, source_policy, vault_policy):
+    sources = copy_sources(aws.ec2(REGION))
+    # The EBS snapshot is encrypted with a key of the source account: the source role describes it.
+    source_key = aws.client("kms", REGION).create_key(Description="source")["KeyMetadata"]["Arn"]
+    encrypted = fleet.ec2_backend(REGION).snapshots[sources[1]]
+    encrypted.encrypted, encrypted.kms_key_id = True, source_key
+    account, key, credentials = vault_account(aws, vault_policy)
+    user_key = iam_user(aws, source_policy)
+    options = {"destinations": [{"region": COPY_REGION, "account_id": account, "kms_key_id": key}]}
+    run, result = run_as(aws, tmp_path, user_key, "run", "backup_copy", options)
+    return sources, credentials, run, result
+
+
+@pytest.mark.skipif(not module_exists("backup_copy"), reason="backup_copy is not in the collection")
+def test_backup_copy_to_a_vault_account_works_under_exactly_the_two_generated_policies(aws, tmp_path):
+    sources, credentials, run, result = copy_to_vault(
+        aws, tmp_path, iam_actions.policy_document([SOURCE_VAULT_FEATURE]), iam_actions.policy_document([VAULT_FEATURE])
+    )
+
+    assert run.rc == 0, result
+    assert sorted(vault_copies(aws, credentials)) == sorted(sources)
+    assert len(result["unshared"]) == 2
+
+
+@pytest.mark.parametrize("side, action", vault_removal_cases())
+def test_backup_copy_to_a_vault_account_fails_naming_the_action_removed_from_either_role(aws, tmp_path, side, action):
+    source_policy = iam_actions.policy_document([SOURCE_VAULT_FEATURE])
+    vault_policy = iam_actions.policy_document([VAULT_FEATURE])
+    if side == "source":
+        source_policy = without(source_policy, action)
+    else:
+        vault_policy = without(vault_policy, action)
+
+    sources, credentials, run, result = copy_to_vault(aws, tmp_path, source_policy, vault_policy)
+
+    assert run.rc != 0 and result.get("failed") is True, result
+    reported = json.dumps({key: result.get(key) for key in ("msg", "errors", "error")})
+    assert "not authorized to perform: {0}".format(action) in reported, reported
+    copied = vault_copies(aws, credentials)
+    if action in PER_ITEM_ACTIONS:
+        # The AMI and the snapshot are copied as separate items: the one the action is not needed for goes on.
+        assert len(copied) < len(sources), copied
+    else:
+        assert copied == {}

@@ -45,6 +45,12 @@ PLAYBOOKS = {
         (),
     ),
     "s3_mirror": ("Download new and changed objects", "Summarise the mirror", "s3_mirror_result", ("bucket", "dest")),
+    "backup_copy": (
+        "Copy managed AMIs and snapshots to their destinations",
+        "Summarise the copies",
+        "backup_copy_result",
+        ("destinations",),
+    ),
 }
 EC2_PLAYBOOKS = ["ami_backup", "ami_purge", "ebs_snapshot", "snapshot_purge"]
 
@@ -57,7 +63,7 @@ CONNECTION_OPTIONS = (
 )
 # Over the accounts inventory these playbooks take the region, role and external id from each host.
 HOST_OPTIONS = {"region": "aws_region", "assume_role_arn": "aws_role_arn", "external_id": "aws_external_id"}
-ACCOUNT_PLAYBOOKS = ("ami_backup", "ami_purge", "ebs_snapshot", "snapshot_purge")
+ACCOUNT_PLAYBOOKS = ("ami_backup", "ami_purge", "ebs_snapshot", "snapshot_purge", "backup_copy")
 
 
 @functools.lru_cache(maxsize=None)
@@ -111,6 +117,8 @@ def shipped(shipped_playbook):
 def required_vars(playbook, tmp_path):
     if playbook == "s3_mirror":
         return {"s3_mirror_bucket": BUCKET, "s3_mirror_dest": str(tmp_path / "mirror")}
+    if playbook == "backup_copy":
+        return {"backup_copy_destinations": [{"region": "eu-west-1"}]}
     return {}
 
 

@@ -310,3 +310,29 @@ def test_of_two_images_made_in_the_same_second_the_longer_lived_counts_as_newer(
         result = plan([pair[order[0]], pair[order[1]]])
         assert ids(result["todo"]) == ["ami-0short"]
         assert [item["image_id"] for item in result["skipped"]] == ["ami-0long"]
+
+
+def test_copies_keep_min_per_source_instance_and_origin_and_expire_by_their_own_delete_on():
+    def copy(image_id, age, delete_on, origin_region, origin_account=ACCOUNT):
+        origin = {"SourceRegion": origin_region, "SourceAccount": origin_account, "SourceImageId": "ami-src" + image_id}
+        return image(image_id, age=age, delete_on=delete_on, tags=origin)
+
+    images = [
+        image("ami-own", age=9, delete_on=days(-2)),
+        copy("ami-east-old", 8, days(-1), "us-east-1"),
+        copy("ami-east-new", 2, days(-1), "us-east-1"),
+        copy("ami-vault", 5, days(-1), "us-east-1", OTHER_ACCOUNT),
+        copy("ami-west", 1, days(30), "us-west-2"),
+    ]
+
+    result = plan(images)
+
+    assert ids(result["todo"]) == ["ami-east-old"]
+    kept = kept_reasons(result)
+    assert kept["ami-own"] == "one of the newest 1 available backup(s) of i-0aaaaaaaaaaaaaaa1 (keep_min)"
+    assert kept["ami-east-new"] == (
+        "one of the newest 1 available backup(s) of i-0aaaaaaaaaaaaaaa1 (copies from us-east-1, 123456789012) (keep_min)"
+    )
+    assert "(copies from us-east-1, 999999999999)" in kept["ami-vault"]
+    assert "(copies from us-west-2, 123456789012)" in kept["ami-west"]
+    assert {item["source_instance_id"] for item in result["todo"]} == {"i-0aaaaaaaaaaaaaaa1"}

@@ -558,3 +558,32 @@ def test_instance_mode_bad_retention_on_a_volume_warns_naming_it_and_the_instanc
         plan["warnings"][0].startswith("volume vol-a in r: Retention tag ignored")
         and "'eventually'" in plan["warnings"][0]
     )
+
+
+def copy_tags(source_region, source_account=ACCOUNT, **extra):
+    """The tags backup_copy writes on a copy of a snapshot of vol-a."""
+    return dict(MARKER, VolumeId="vol-a", SourceRegion=source_region, SourceAccount=source_account, **extra)
+
+
+def test_copies_keep_min_per_source_volume_and_origin_expire_by_their_own_delete_on_and_are_never_stale():
+    copied = ebs.COPIED_SNAPSHOT_VOLUME_ID
+    snapshots = [
+        # vol-a is gone from this region: its own snapshot is stale, copies of its snapshots are not
+        snapshot("snap-own", "vol-a", ago(days=31), **dict(MARKER, DeleteOn="2027-01-01")),
+        snapshot("snap-east-old", copied, ago(days=20), **copy_tags("us-east-1", DeleteOn="2026-11-01")),
+        snapshot("snap-east-new", copied, ago(days=10), **copy_tags("us-east-1", DeleteOn="2026-11-02")),
+        snapshot("snap-vault", copied, ago(days=40), **copy_tags("us-east-1", "999999999999", DeleteOn="2026-11-01")),
+        snapshot("snap-west-live", copied, ago(days=50), **copy_tags("us-west-2", DeleteOn="2027-01-01")),
+    ]
+
+    plan = purge_plan(snapshots, account_id=ACCOUNT, stale="volume_gone")
+
+    assert purged(plan) == ["snap-own", "snap-east-old"]
+    assert plan["todo"][0]["reason"] == "stale: volume vol-a no longer exists (31 days old)"
+    assert plan["todo"][1]["reason"] == "expired on 2026-11-01"
+    kept = reasons(plan["skipped"])
+    assert kept["snap-east-new"] == (
+        "one of the newest 1 completed snapshot(s) of vol-a (copies from us-east-1, 123456789012) (keep_min)"
+    )
+    assert "(copies from us-east-1, 999999999999) (keep_min)" in kept["snap-vault"]
+    assert "stale" not in kept["snap-west-live"] and "keep_min" in kept["snap-west-live"]
