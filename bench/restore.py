@@ -239,8 +239,11 @@ def main():
     }
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     for check in results["targets"]:
-        print("{target:<60} {instances:>5}: {measured:>7}  {verdict}".format(
-            verdict="met" if check["met"] else "NOT MET", **check))
+        print(
+            "{target:<60} {instances:>5}: {measured:>7}  {verdict}".format(
+                verdict="met" if check["met"] else "NOT MET", **check
+            )
+        )
     print("wrote " + args.out)
 
 

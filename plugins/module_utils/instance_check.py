@@ -48,12 +48,16 @@ def parse_checks(commands):
         if name in names:
             raise ValueError("{0}: name {1!r} is used by another check".format(where, name))
         if not (command.get("command") or "").strip():
-            raise ValueError("{0} ({1}): command must not be empty, got {2!r}".format(where, name, command.get("command")))
+            raise ValueError(
+                "{0} ({1}): command must not be empty, got {2!r}".format(where, name, command.get("command"))
+            )
         expect = command.get("expect")
         try:
             pattern = re.compile(expect, re.MULTILINE) if expect is not None else None
         except re.error as exc:
-            raise ValueError("{0} ({1}): expect {2!r} is not a regular expression: {3}".format(where, name, expect, exc))
+            raise ValueError(
+                "{0} ({1}): expect {2!r} is not a regular expression: {3}".format(where, name, expect, exc)
+            )
         names.add(name)
         checks.append({"name": name, "command": command["command"], "expect": expect, "pattern": pattern})
     return checks
@@ -111,7 +115,9 @@ def judge(check, instance_id, invocation):
         )
         return _item(check, instance_id, FAILED, reason, invocation)
     if check["pattern"] is not None and not check["pattern"].search(output):
-        reason = "the output of {0!r} does not match {1!r}: {2!r}".format(check["command"], check["expect"], output[:200])
+        reason = "the output of {0!r} does not match {1!r}: {2!r}".format(
+            check["command"], check["expect"], output[:200]
+        )
         return _item(check, instance_id, FAILED, reason, invocation)
     reason = "output matches {0!r}".format(check["expect"]) if check["expect"] is not None else "exit code 0"
     return _item(check, instance_id, PASSED, reason, invocation)
