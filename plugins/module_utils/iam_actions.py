@@ -334,7 +334,8 @@ def _restore_drill(options, partition):
             dict(_managed_condition(), **{"ForAllValues:StringEquals": {"aws:TagKeys": [LAST_RESTORE_TEST]}}),
         ),
     ]
-    grants += _instance_restore({"wait": True, "iam_instance_profile": options.get("instance_profile", False)}, partition)
+    restores = {"wait": True, "iam_instance_profile": options.get("instance_profile", False)}
+    grants += _instance_restore(restores, partition)
     if volumes:
         grants += _volume_restore({"attach": False}, partition)
     if commands:

@@ -248,10 +248,11 @@ def _operator_holds(operator, key, expected, context):
         raise NotImplementedError("iam_enforcement does not evaluate the condition operator " + operator)
     if key not in context:
         return quantifier == "ForAllValues"  # IAM: ForAllValues over no values is true
-    if base == "StringEquals":
-        matches = lambda actual: actual in _values(expected)  # noqa: E731
-    else:
-        matches = lambda actual: any(fnmatch.fnmatchcase(actual, pattern) for pattern in _values(expected))  # noqa: E731
+    def matches(actual):
+        if base == "StringEquals":
+            return actual in _values(expected)
+        return any(fnmatch.fnmatchcase(actual, pattern) for pattern in _values(expected))
+
     actual = _values(context[key])
     if quantifier == "ForAllValues":
         return all(matches(value) for value in actual)

@@ -13,6 +13,7 @@ from tests.integration.test_instance_restore import backup
 REGION = "us-east-1"
 TODAY = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
 LIVE = ["pending", "running", "stopping", "stopped", "shutting-down"]
+GONE = ("deleted", "deleting")
 
 
 def drill(aws, tmp_path, **variables):
@@ -39,7 +40,7 @@ def leftovers(ec2):
     interfaces = ec2.describe_network_interfaces(Filters=[{"Name": "vpc-id", "Values": vpcs}])["NetworkInterfaces"]
     endpoints = ec2.describe_vpc_endpoints(Filters=tagged)["VpcEndpoints"]
     return {
-        "endpoints": [item["VpcEndpointId"] for item in endpoints if item["State"].lower() not in ("deleted", "deleting")],
+        "endpoints": [item["VpcEndpointId"] for item in endpoints if item["State"].lower() not in GONE],
         "instances": instances,
         "volumes": [volume["VolumeId"] for volume in ec2.describe_volumes(Filters=tagged)["Volumes"]],
         "interfaces": [interface["NetworkInterfaceId"] for interface in interfaces] if vpcs else [],
@@ -139,7 +140,8 @@ def test_a_check_command_that_fails_fails_its_item_and_the_job_and_the_drill_sti
     moto_ssm_agent.install_agent(web_image, {"systemctl is-active app": (0, "active\n"), "cat /etc/role": (0, "web\n")})
     moto_ssm_agent.install_agent(db_image, {"systemctl is-active app": (3, "failed\n"), "cat /etc/role": (0, "db\n")})
     iam = aws.client("iam", REGION)
-    iam.create_role(RoleName="drill-ssm", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+    iam.create_role(RoleName="drill-ssm", AssumeRolePolicyDocument=trust)
     iam.create_instance_profile(InstanceProfileName="drill-ssm")
     iam.add_role_to_instance_profile(InstanceProfileName="drill-ssm", RoleName="drill-ssm")
     commands = [
