@@ -248,6 +248,7 @@ def _operator_holds(operator, key, expected, context):
         raise NotImplementedError("iam_enforcement does not evaluate the condition operator " + operator)
     if key not in context:
         return quantifier == "ForAllValues"  # IAM: ForAllValues over no values is true
+
     def matches(actual):
         if base == "StringEquals":
             return actual in _values(expected)
