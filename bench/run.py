@@ -22,6 +22,7 @@ for path in (REPO / "build" / "collections", REPO):
 from bench import ami_backup  # noqa: E402
 from bench import backup_copy  # noqa: E402
 from bench import purge  # noqa: E402
+from bench import restore  # noqa: E402
 from bench.servers import Servers  # noqa: E402
 from bench.servers import python_env  # noqa: E402
 from bench.timeline import per_second_lines  # noqa: E402
@@ -57,6 +58,8 @@ def plan_runs(args):
         for size in sorted(set(args.copy_sizes)):
             runs += [("backup_copy", tool, size) for tool in ("backup_copy", "boto3_threads")]
         runs += [("backup_copy", "ec2_ami_copy_loop", size) for size in sorted(args.copy_loop_sizes)]
+    if "restore" not in args.skip:
+        runs += [("instance_restore", tool, size) for size in sorted(args.restore_sizes) for tool in restore.TOOLS]
     if args.only:
         runs = [run for run in runs if any(run_name(*run).startswith(pattern) for pattern in args.only)]
     return runs
@@ -71,6 +74,8 @@ def measure(servers, workdir, job, tool, size):
         return ami_backup.measure(servers, tool, size, workdir)
     if job == "backup_copy":
         return backup_copy.measure(servers, tool, size, workdir)
+    if job == "instance_restore":
+        return restore.measure(servers, tool, size, workdir)
     return purge.measure(servers, job, tool, size, workdir)
 
 
@@ -290,10 +295,15 @@ def main():
         "--copy-sizes", type=int, nargs="*", default=[300], help="AMIs copied to another region (CopyImage 100/1 per s)"
     )
     parser.add_argument(
+        "--restore-sizes", type=int, nargs="*", default=[200], help="sources for instance_restore and its peer"
+    )
+    parser.add_argument(
         "--copy-loop-sizes", type=int, nargs="*", default=[], help="sizes for the community.aws.ec2_ami_copy loop"
     )
     parser.add_argument("--latency-ms", type=float, default=50.0)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["ami_backup", "purge", "s3_mirror", "backup_copy"])
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["ami_backup", "purge", "s3_mirror", "backup_copy", "restore"]
+    )
     parser.add_argument("--out", default=str(REPO / "bench" / "results.json"))
     parser.add_argument(
         "--timeline", action="store_true", help="also print our modules' requests per second (from the proxy)"
@@ -310,7 +320,7 @@ def main():
     args = parser.parse_args()
 
     ansible_run.ensure_collection_link()
-    proxy_config = {"latency_ms": args.latency_ms, "throttle": True}
+    proxy_config = {"latency_ms": args.latency_ms, "throttle": True, "bucket_overrides": restore.RESOURCE_BUCKETS}
     results = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "settings": dict(proxy_config, regions=ami_backup.REGIONS, cpu_count=os.cpu_count()),
@@ -331,7 +341,7 @@ def main():
             )
 
     def save():
-        results["targets"] = targets(results["runs"]) + s3_targets(results["s3_mirror"])
+        results["targets"] = targets(results["runs"]) + restore.targets(results["runs"]) + s3_targets(results["s3_mirror"])
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
 
     save()

@@ -5,6 +5,7 @@ import pytest
 from tests.harness import ansible_run
 from tests.harness import fleet
 from tests.harness import moto_server
+from tests.harness import moto_ssm_agent
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +33,7 @@ def aws(moto_endpoint):
     request = urllib.request.Request(moto_endpoint + "/moto-api/reset", method="POST")
     urllib.request.urlopen(request).read()
     moto_server.CREATE_IMAGE_REQUESTS.clear()
+    moto_ssm_agent.reset()
     return Aws(moto_endpoint)
 
 

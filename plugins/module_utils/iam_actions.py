@@ -21,6 +21,9 @@ policy document. Scoping follows what AWS evaluates:
   on the new instance, volume or network interface), only from managed AMIs and snapshots
   (``aws:ResourceTag/CreatedBy``), and attach only restored volumes.
   https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ExamplePolicies_EC2.html#iam-example-runinstances
+* The restore drill changes, terminates and deletes only what carries its ``RestoreDrill`` tag
+  (``aws:ResourceTag/RestoreDrill`` not null), tags the tested backups only with ``LastRestoreTest``
+  and only managed ones, and runs its check commands only on its own instances.
 """
 
 import json
@@ -212,7 +215,9 @@ def _s3_restore(options, partition):
     if "*" in prefix:
         raise FeatureError("s3_restore prefix must not contain a wildcard, got {0!r}".format(prefix))
     bucket_arn = "arn:{0}:s3:::{1}".format(partition, bucket)
-    writes = ["s3:PutObject"]  # also authorises the multipart upload calls
+    # s3:PutObject also authorises the multipart upload calls; a multipart upload refused at completion (the
+    # object changed since the listing) is aborted, so that its parts are not kept and billed.
+    writes = ["s3:PutObject", "s3:AbortMultipartUpload"]
     if _bool(options.get("delete", False), "delete"):
         writes.append("s3:DeleteObject")
     return [
@@ -330,6 +335,94 @@ def _backup_copy_vault(options, partition):
     ] + _copy_grants(partition)
 
 
+DRILL_TAG = "RestoreDrill"
+LAST_RESTORE_TEST = "LastRestoreTest"
+
+
+def _drill_condition():
+    return {"Null": {"aws:ResourceTag/" + DRILL_TAG: "false"}}
+
+
+def _restore_drill(options, partition):
+    """The restore drill's own calls: its network, the restores, the checks, the cleanup, the tags, the report."""
+    commands = _bool(options.get("commands", False), "commands")
+    volumes = _bool(options.get("volumes", False), "volumes")
+    bucket = options.get("report_bucket")
+    if bucket is not None and (not isinstance(bucket, str) or not bucket or "/" in bucket or "*" in bucket):
+        raise FeatureError("restore_drill report_bucket must be a plain bucket name, got {0!r}".format(bucket))
+    describe = [
+        "ec2:DescribeVpcs",
+        "ec2:DescribeVpcAttribute",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeTags",
+        "ec2:DescribeVolumes",
+        "ec2:DescribeVpcEndpoints",
+    ]
+    creates = ["ec2:CreateVpc", "ec2:CreateSubnet", "ec2:CreateSecurityGroup"]
+    drill_only = [
+        "ec2:ModifyVpcAttribute",
+        "ec2:TerminateInstances",
+        "ec2:DeleteVolume",
+        "ec2:DeleteSecurityGroup",
+        "ec2:DeleteSubnet",
+        "ec2:DeleteVpc",
+        "ec2:DeleteVpcEndpoints",
+    ]
+    if commands:
+        creates.append("ec2:CreateVpcEndpoint")
+        drill_only.append("ec2:AuthorizeSecurityGroupIngress")
+    network = [_account_arn(partition, kind) for kind in ("vpc", "subnet", "security-group", "vpc-endpoint")]
+    grants = [
+        Grant("Describe", tuple(describe), ("*",), None),
+        Grant("CreateDrillNetwork", tuple(creates), ("*",), None),
+        _tag_on_create(creates, network),
+        Grant(
+            "ChangeOnlyWhatTheDrillMade",
+            tuple(drill_only),
+            tuple(_account_arn(partition, kind) for kind in ("instance", "volume")) + tuple(network),
+            _drill_condition(),
+        ),
+        Grant(
+            "TagTestedBackups",
+            ("ec2:CreateTags",),
+            (_image_arn(partition), _snapshot_arn(partition)),
+            dict(_managed_condition(), **{"ForAllValues:StringEquals": {"aws:TagKeys": [LAST_RESTORE_TEST]}}),
+        ),
+    ]
+    restores = {"wait": True, "iam_instance_profile": options.get("instance_profile", False)}
+    grants += _instance_restore(restores, partition)
+    if volumes:
+        grants += _volume_restore({"attach": False}, partition)
+    if commands:
+        grants += [
+            Grant(
+                "ReadCommands", ("ssm:DescribeInstanceInformation", "ssm:GetCommandInvocation"), ("*",), None
+            ),
+            Grant(
+                "RunChecksWithTheShellDocument",
+                ("ssm:SendCommand",),
+                ("arn:{0}:ssm:*::document/AWS-RunShellScript".format(partition),),
+                None,
+            ),
+            Grant(
+                "RunChecksOnDrillInstances",
+                ("ssm:SendCommand",),
+                (_account_arn(partition, "instance"),),
+                _drill_condition(),
+            ),
+        ]
+    if bucket:
+        bucket_arn = "arn:{0}:s3:::{1}".format(partition, bucket)
+        # amazon.aws.s3_object checks that the bucket exists (HeadBucket, authorised as s3:ListBucket) and
+        # reads the object's metadata and tags (HeadObject as s3:GetObject, GetObjectTagging) around the write.
+        grants += [
+            Grant("FindReportBucket", ("s3:ListBucket",), (bucket_arn,), None),
+            Grant("WriteReport", ("s3:GetObject", "s3:GetObjectTagging", "s3:PutObject"), (bucket_arn + "/*",), None),
+        ]
+    return grants
+
+
 FEATURES = {
     "ami_backup": (_ami_backup, ()),
     "ami_purge": (_ami_purge, ("adopt_legacy",)),
@@ -343,6 +436,7 @@ FEATURES = {
     "backup_coverage": (_backup_coverage, ("host_results",)),
     "backup_copy": (_backup_copy, ("same_account", "cross_account", "vault_role_name")),
     "backup_copy_vault": (_backup_copy_vault, ()),
+    "restore_drill": (_restore_drill, ("commands", "volumes", "report_bucket", "instance_profile")),
 }
 
 

@@ -29,6 +29,9 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_ta
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import contract
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import ebs
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import purge_rule
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import paginate
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.fanout import run_concurrently
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.options import INSTANCE_STATES
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import PLANNED
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import error_entry
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import skipped_entry
@@ -343,6 +346,35 @@ def launch(client, item):
     return instance_result(item, instance)
 
 
+def _instances(client, filters):
+    reservations = paginate(client, "describe_instances", "Reservations", Filters=filters)
+    return [instance for reservation in reservations for instance in reservation["Instances"]]
+
+
+def describe_instance_restores(client, options):
+    """One region's ``(managed AMIs, source instances, instances this restore_id launched)``: paginated,
+    filtered Describe calls, once per region. ``options``: as instance_restore's parse_options returns them."""
+    marker = {"Name": "tag:" + contract.MARKER_KEY, "Values": [contract.MARKER_VALUE]}
+    images = paginate(client, "describe_images", "Images", Owners=["self"], Filters=[marker])
+    if options["instance_ids"] or options["image_ids"]:
+        wanted = set(options["instance_ids"])
+        wanted.update(
+            contract.tag_dict(image).get(contract.SOURCE_INSTANCE_KEY)
+            for image in images
+            if image["ImageId"] in options["image_ids"]
+        )
+        filters = [{"Name": "instance-id", "Values": sorted(filter(None, wanted))}]
+    else:
+        selector = "tag:" + options["tag_key"] if options["tag_value"] else "tag-key"
+        filters = [
+            {"Name": selector, "Values": [options["tag_value"] or options["tag_key"]]},
+            {"Name": "instance-state-name", "Values": list(INSTANCE_STATES)},
+        ]
+    instances = _instances(client, filters) if filters[0]["Values"] else []
+    restored = _instances(client, [{"Name": "tag:" + contract.RESTORE_ID_KEY, "Values": [options["restore_id"]]}])
+    return images, instances, restored
+
+
 # ---------------------------------------------------------------- network
 
 
@@ -434,7 +466,63 @@ def wait_status_ok(client, started, timeout, delay=15, clock=time.monotonic, sle
     return recovered
 
 
+def wait_all_status_ok(clients, started, timeout, max_concurrency):
+    """``(recovered, errors)``: ``wait_status_ok`` in every region at once. ``clients``: ``{region: client}``;
+    ``started``: ``{instance id: (region, clock() before its launch)}``; a region that fails is an error."""
+    regions = sorted({region for region, _start in started.values()})
+
+    def wait(region):
+        launched = {instance_id: start for instance_id, (where, start) in started.items() if where == region}
+        return wait_status_ok(clients[region], launched, timeout)
+
+    recovered, errors = {}, []
+    for region, times, exc in run_concurrently(wait, regions, max_concurrency):
+        if exc:
+            errors.append(error_entry(region, region, "wait", exc))
+        else:
+            recovered.update(times)
+    return recovered, errors
+
+
 # ---------------------------------------------------------------- volume restore plan
+
+
+def describe_volume_restores(client, region, options, account_id):
+    """One region's ``(managed snapshots of the volumes asked for, volumes this restore_id created, target)``;
+    the target (``volume_target``) only when there is a snapshot to restore."""
+    filters = [
+        {"Name": "tag:" + contract.MARKER_KEY, "Values": [contract.MARKER_VALUE]},
+        {"Name": "tag:" + contract.VOLUME_KEY, "Values": options["volume_ids"]},
+    ]
+    snapshots = paginate(client, "describe_snapshots", "Snapshots", OwnerIds=["self"], Filters=filters)
+    # moto's OwnerIds filter leaks other owners' snapshots; AWS's does not, and the check costs nothing.
+    snapshots = [snapshot for snapshot in snapshots if snapshot.get("OwnerId") == account_id]
+    restored = paginate(
+        client,
+        "describe_volumes",
+        "Volumes",
+        Filters=[{"Name": "tag:" + contract.RESTORE_ID_KEY, "Values": [options["restore_id"]]}],
+    )
+    return snapshots, restored, volume_target(client, region, options) if snapshots else None
+
+
+def volume_target(client, region, options):
+    """``{availability_zone, instance_id}`` in this region, or why the region cannot take the volumes."""
+    zone, instance_id = options["availability_zone"], options["instance_id"]
+    if instance_id:
+        instances = _instances(client, [{"Name": "instance-id", "Values": [instance_id]}])
+        if not instances:
+            return "instance_id {0} is not an instance in {1}".format(instance_id, region)
+        instance_zone = instances[0]["Placement"]["AvailabilityZone"]
+        if zone and zone != instance_zone:
+            return "availability_zone {0} is not the zone of instance_id {1} ({2})".format(
+                zone, instance_id, instance_zone
+            )
+        return {"availability_zone": instance_zone, "instance_id": instance_id}
+    zones = client.describe_availability_zones(Filters=[{"Name": "zone-name", "Values": [zone]}])
+    if not zones.get("AvailabilityZones"):
+        return "availability_zone {0} is not a zone of {1}".format(zone, region)
+    return {"availability_zone": zone, "instance_id": None}
 
 
 def snapshot_backups(snapshots):

@@ -177,11 +177,8 @@ import time
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import contract
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import options as shared
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import restore
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import paginate
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.engine import RegionalJob
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.engine import regional_module
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.fanout import run_concurrently
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import error_entry
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.values import parse_as_of
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.values import utc_now
 
@@ -203,7 +200,6 @@ ARGUMENT_SPEC = shared.argument_spec(
     wait=dict(type="bool", default=False),
     wait_timeout=dict(type="int", default=900),
 )
-LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 
 
 def parse_options(params, check_mode):
@@ -246,33 +242,7 @@ class InstanceRestore(RegionalJob):
         return self.options["networks"].get(region)
 
     def describe(self, region):
-        client, options = self.clients[region], self.options
-        marker = {"Name": "tag:" + contract.MARKER_KEY, "Values": [contract.MARKER_VALUE]}
-        images = paginate(client, "describe_images", "Images", Owners=["self"], Filters=[marker])
-        if options["instance_ids"] or options["image_ids"]:
-            wanted = set(options["instance_ids"])
-            wanted.update(
-                contract.tag_dict(image).get(contract.SOURCE_INSTANCE_KEY)
-                for image in images
-                if image["ImageId"] in options["image_ids"]
-            )
-            filters = [{"Name": "instance-id", "Values": sorted(filter(None, wanted))}]
-        else:
-            selector = "tag:" + options["tag_key"] if options["tag_value"] else "tag-key"
-            filters = [
-                {"Name": selector, "Values": [options["tag_value"] or options["tag_key"]]},
-                {"Name": "instance-state-name", "Values": LIVE_STATES},
-            ]
-        instances = self.instances(client, filters) if filters[0]["Values"] else []
-        restored = self.instances(
-            client, [{"Name": "tag:" + contract.RESTORE_ID_KEY, "Values": [options["restore_id"]]}]
-        )
-        return images, instances, restored
-
-    @staticmethod
-    def instances(client, filters):
-        reservations = paginate(client, "describe_instances", "Reservations", Filters=filters)
-        return [instance for reservation in reservations for instance in reservation["Instances"]]
+        return restore.describe_instance_restores(self.clients[region], self.options)
 
     def plan_region(self, region, described):
         images, instances, restored = described
@@ -317,20 +287,11 @@ class InstanceRestore(RegionalJob):
         return instances
 
     def wait_for(self, instances):
-        regions = sorted({instance["region"] for instance in instances})
-        timeout = self.options["wait_timeout"]
-
-        def wait(region):
-            started = {i: start for i, (r, start) in self.started.items() if r == region}
-            return restore.wait_status_ok(self.clients[region], started, timeout)
-
-        recovered = {}
-        for region, times, exc in run_concurrently(wait, regions, self.max_concurrency):
-            if exc:
-                self.errors.append(error_entry(region, region, "wait", exc))
-            else:
-                recovered.update(times)
-        self.errors.extend(restore.recovery_errors(instances, recovered, timeout))
+        recovered, errors = restore.wait_all_status_ok(
+            self.clients, self.started, self.options["wait_timeout"], self.max_concurrency
+        )
+        self.errors.extend(errors)
+        self.errors.extend(restore.recovery_errors(instances, recovered, self.options["wait_timeout"]))
 
     def result_keys(self, done):
         return dict(changed=bool(done), instances=self.existing + done)

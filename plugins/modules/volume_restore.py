@@ -139,7 +139,6 @@ regions:
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import contract
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import options as shared
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import restore
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import paginate
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.engine import RegionalJob
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.engine import regional_module
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import error_entry
@@ -197,45 +196,7 @@ class VolumeRestore(RegionalJob):
         self.existing, self.found = [], set()
 
     def describe(self, region):
-        client, options = self.clients[region], self.options
-        snapshots = paginate(
-            client,
-            "describe_snapshots",
-            "Snapshots",
-            OwnerIds=["self"],
-            Filters=[
-                {"Name": "tag:" + contract.MARKER_KEY, "Values": [contract.MARKER_VALUE]},
-                {"Name": "tag:" + contract.VOLUME_KEY, "Values": options["volume_ids"]},
-            ],
-        )
-        snapshots = [snapshot for snapshot in snapshots if snapshot.get("OwnerId") == self.account_id]
-        restored = paginate(
-            client,
-            "describe_volumes",
-            "Volumes",
-            Filters=[{"Name": "tag:" + contract.RESTORE_ID_KEY, "Values": [options["restore_id"]]}],
-        )
-        return snapshots, restored, self.target(client, region) if snapshots else None
-
-    def target(self, client, region):
-        """``{availability_zone, instance_id}`` in this region, or why the region cannot take the volumes."""
-        zone, instance_id = self.options["availability_zone"], self.options["instance_id"]
-        if instance_id:
-            filters = [{"Name": "instance-id", "Values": [instance_id]}]
-            reservations = paginate(client, "describe_instances", "Reservations", Filters=filters)
-            instances = [instance for reservation in reservations for instance in reservation["Instances"]]
-            if not instances:
-                return "instance_id {0} is not an instance in {1}".format(instance_id, region)
-            instance_zone = instances[0]["Placement"]["AvailabilityZone"]
-            if zone and zone != instance_zone:
-                return "availability_zone {0} is not the zone of instance_id {1} ({2})".format(
-                    zone, instance_id, instance_zone
-                )
-            return {"availability_zone": instance_zone, "instance_id": instance_id}
-        zones = client.describe_availability_zones(Filters=[{"Name": "zone-name", "Values": [zone]}])
-        if not zones.get("AvailabilityZones"):
-            return "availability_zone {0} is not a zone of {1}".format(zone, region)
-        return {"availability_zone": zone, "instance_id": None}
+        return restore.describe_volume_restores(self.clients[region], region, self.options, self.account_id)
 
     def plan_region(self, region, described):
         snapshots, restored, target = described

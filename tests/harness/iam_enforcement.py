@@ -23,16 +23,28 @@ below (active only while enforcement is on) makes it evaluate as AWS documents:
 * An Allow statement whose condition does not match counts as an explicit deny, even for
   another resource; in AWS a statement whose condition does not match does not apply.
   https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html
+* The restore drill's calls are checked against the resources they act on, with those resources' tags:
+  DeleteVolume, DeleteSecurityGroup, DeleteSubnet, DeleteVpc, DeleteVpcEndpoints, ModifyVpcAttribute,
+  AuthorizeSecurityGroupIngress, and CreateTags on existing resources (with ``aws:RequestTag/<key>`` and
+  ``aws:TagKeys`` from the call); ssm:SendCommand on its document and on each instance.
+  https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html
+  https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html
+* moto evaluates only ``StringEquals`` and counts a condition on a key the request does not have
+  as met. The conditions here are evaluated as IAM does: ``StringEquals``, ``StringLike``, ``Null``
+  and the ``ForAllValues:``/``ForAnyValue:`` set operators; a key the request lacks fails every
+  operator but ``Null``, and an operator not listed here fails loudly instead of being ignored.
+  https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html
 * The denial is ``AccessDenied``; EC2 answers ``UnauthorizedOperation`` (HTTP 403) naming the action.
   https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html
+* moto authorises S3 HeadBucket as an action ``s3:HeadBucket``, which IAM does not have; S3 authorises
+  it as ``s3:ListBucket`` on the bucket. https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadBucket.html
 * S3's ``AccessDenied`` says only "Access Denied"; S3 names the user, the action and the resource
   for requests within one account.
   https://docs.aws.amazon.com/AmazonS3/latest/userguide/troubleshoot-403-errors.html
 
-Condition operators other than ``StringEquals`` stay unevaluated (moto ignores them), which
-is why the collection's policies use only ``StringEquals``.
 """
 
+import fnmatch
 import json
 import urllib.request
 
@@ -122,12 +134,17 @@ def _arn(region, resource_type, resource_id):
     return "arn:aws:ec2:{0}:{1}:{2}/{3}".format(region, account, resource_type, resource_id)
 
 
+def _tag_context(kind, tags):
+    """``aws:<kind>/<key>`` condition keys of ``tags`` (only the keys present, as IAM sees them)."""
+    return {"aws:{0}/{1}".format(kind, key): value for key, value in tags.items()}
+
+
 def _existing(region, resource_type, resource_id):
-    return _arn(region, resource_type, resource_id), {"ResourceTag": _resource_tags(region, resource_id)}
+    return _arn(region, resource_type, resource_id), _tag_context("ResourceTag", _resource_tags(region, resource_id))
 
 
 def _new(region, data, resource_type):
-    return _arn(region, resource_type, "*"), {"RequestTag": _request_tags(data, resource_type)}
+    return _arn(region, resource_type, "*"), _tag_context("RequestTag", _request_tags(data, resource_type))
 
 
 def _run_instances_resources(region, data):
@@ -161,12 +178,59 @@ def _terminate_instances_resources(region, data):
     return [_existing(region, "instance", instance_id) for instance_id in _numbered(data, "InstanceId")]
 
 
+RESOURCE_TYPES = {
+    "ami": "image",
+    "snap": "snapshot",
+    "i": "instance",
+    "vol": "volume",
+    "sg": "security-group",
+    "subnet": "subnet",
+    "vpc": "vpc",
+    "vpce": "vpc-endpoint",
+    "eni": "network-interface",
+}
+
+
+def _one(parameter, resource_type):
+    def resources(region, data):
+        return [_existing(region, resource_type, _param(data, parameter))]
+
+    return resources
+
+
+def _create_tags_resources(region, data):
+    keys = _numbered(data, "Tag", ".Key")
+    request = dict(zip(keys, _numbered(data, "Tag", ".Value")))
+    found = []
+    for resource_id in _numbered(data, "ResourceId"):
+        arn, context = _existing(region, RESOURCE_TYPES.get(resource_id.split("-", 1)[0], "unknown"), resource_id)
+        found.append((arn, dict(context, **_tag_context("RequestTag", request), **{"aws:TagKeys": keys})))
+    return found
+
+
 MULTI_RESOURCE = {
     "RunInstances": _run_instances_resources,
     "CreateVolume": _create_volume_resources,
     "AttachVolume": _attach_volume_resources,
     "TerminateInstances": _terminate_instances_resources,
+    "DeleteVolume": _one("VolumeId", "volume"),
+    "DeleteSecurityGroup": _one("GroupId", "security-group"),
+    "AuthorizeSecurityGroupIngress": _one("GroupId", "security-group"),
+    "DeleteSubnet": _one("SubnetId", "subnet"),
+    "DeleteVpc": _one("VpcId", "vpc"),
+    "ModifyVpcAttribute": _one("VpcId", "vpc"),
+    "DeleteVpcEndpoints": lambda region, data: [
+        _existing(region, "vpc-endpoint", endpoint) for endpoint in _numbered(data, "VpcEndpointId")
+    ],
+    "CreateTags": _create_tags_resources,
 }
+
+
+def _send_command_resources(region, body):
+    request = json.loads(body or b"{}")
+    resources = [("arn:aws:ssm:{0}::document/{1}".format(region, request.get("DocumentName")), {})]
+    resources += [_existing(region, "instance", instance_id) for instance_id in request.get("InstanceIds", [])]
+    return resources
 
 
 def _statements(policy):
@@ -174,7 +238,40 @@ def _statements(policy):
     return document["Statement"] if isinstance(document["Statement"], list) else [document["Statement"]]
 
 
-def _applies(statement, action, resource, condition_values):
+def _values(value):
+    return value if isinstance(value, list) else [value]
+
+
+def _operator_holds(operator, key, expected, context):
+    """One condition ``operator`` on ``key``, as IAM evaluates it against the request's ``context``."""
+    quantifier, _sep, base = operator.rpartition(":")
+    if base == "Null":
+        return (key not in context) == (str(_values(expected)[0]).lower() == "true")
+    if base not in ("StringEquals", "StringLike") or quantifier not in ("", "ForAllValues", "ForAnyValue"):
+        raise NotImplementedError("iam_enforcement does not evaluate the condition operator " + operator)
+    if key not in context:
+        return quantifier == "ForAllValues"  # IAM: ForAllValues over no values is true
+
+    def matches(actual):
+        if base == "StringEquals":
+            return actual in _values(expected)
+        return any(fnmatch.fnmatchcase(actual, pattern) for pattern in _values(expected))
+
+    actual = _values(context[key])
+    if quantifier == "ForAllValues":
+        return all(matches(value) for value in actual)
+    return any(matches(value) for value in actual)
+
+
+def _conditions_hold(conditions, context):
+    return all(
+        _operator_holds(operator, key, expected, context or {})
+        for operator, keys in (conditions or {}).items()
+        for key, expected in keys.items()
+    )
+
+
+def _applies(statement, action, resource, context):
     """Whether a statement applies to the request: its action, its resource and its conditions match."""
     checked = IAMPolicyStatement(statement)
     if "NotAction" in statement:
@@ -184,7 +281,7 @@ def _applies(statement, action, resource, condition_values):
         return False
     if statement.get("Resource") and not checked._check_element_matches("Resource", resource):
         return False
-    return checked._check_conditions(condition_values)
+    return _conditions_hold(statement.get("Condition"), context)
 
 
 def _evaluate(request, action, resource, condition_values):
@@ -196,21 +293,6 @@ def _evaluate(request, action, resource, condition_values):
                     return False
                 permitted = True
     return permitted
-
-
-def _condition_values(tags, keys, kind="ResourceTag"):
-    """``aws:<kind>/<key>`` condition values from ``tags``, for the keys the policies name."""
-    prefix = "aws:{0}/".format(kind)
-    return {key: tags.get(key.split("/", 1)[1], "") for key in keys if key.startswith(prefix)}
-
-
-def _resource_tag_keys(request):
-    keys = set()
-    for policy in request._access_key.collect_policies():
-        for statement in _statements(policy):
-            for operator_values in (statement.get("Condition") or {}).values():
-                keys.update(key for key in operator_values if key.startswith(("aws:ResourceTag/", "aws:RequestTag/")))
-    return keys
 
 
 def _deny(request, action, resource):
@@ -225,6 +307,11 @@ def apply():
     original = IAMRequest.check_action_permitted
 
     def check_action_permitted(self, resource):
+        if self._service == "ssm" and self._action == "ssm:SendCommand":
+            for arn, context in _send_command_resources(self._region, self._body):
+                if not _evaluate(self, self._action, arn, context):
+                    _deny(self, self._action, arn)
+            return
         if self._service != "ec2":
             return original(self, resource)
         operation = self._action.split(":", 1)[1]
@@ -232,25 +319,27 @@ def apply():
             parameter, resource_type = RESOURCE_SCOPED[operation]
             resource_id = _param(self._data, parameter)
             resource = "arn:aws:ec2:{0}::{1}/{2}".format(self._region, resource_type, resource_id)
-            tags = _resource_tags(self._region, resource_id)
-            if not _evaluate(self, self._action, resource, _condition_values(tags, _resource_tag_keys(self))):
+            context = _tag_context("ResourceTag", _resource_tags(self._region, resource_id))
+            if not _evaluate(self, self._action, resource, context):
                 _deny(self, self._action, resource)
         elif operation in MULTI_RESOURCE:
-            keys = _resource_tag_keys(self)
-            for resource, tags in MULTI_RESOURCE[operation](self._region, self._data):
-                [(kind, values)] = tags.items()
-                if not _evaluate(self, self._action, resource, _condition_values(values, keys, kind)):
+            for resource, context in MULTI_RESOURCE[operation](self._region, self._data):
+                if not _evaluate(self, self._action, resource, context):
                     _deny(self, self._action, resource)
         elif not _evaluate(self, self._action, resource, None):
             _deny(self, self._action, resource)
         for resource_type in _tagged_resource_types(self._data):
             new_resource = "arn:aws:ec2:{0}::{1}/*".format(self._region, resource_type)
-            if not _evaluate(self, "ec2:CreateTags", new_resource, {"ec2:CreateAction": operation}):
+            context = dict(_tag_context("RequestTag", _request_tags(self._data, resource_type)))
+            context["ec2:CreateAction"] = operation
+            if not _evaluate(self, "ec2:CreateTags", new_resource, context):
                 _deny(self, "ec2:CreateTags", new_resource)
 
     original_s3 = S3IAMRequest.check_action_permitted
 
     def check_s3_action_permitted(self, resource):
+        if self._action == "s3:HeadBucket":
+            self._action = "s3:ListBucket"
         try:
             original_s3(self, resource)
         except S3AccessDeniedError:

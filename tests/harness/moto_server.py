@@ -27,6 +27,8 @@ check what AWS does and the modules never carry a moto workaround:
 * DescribeSnapshots honours ``RestorableByUserIds`` (``all`` lists the public snapshots):
   ``moto_snapshot_permissions.py``.
   https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeSnapshots.html
+* SSM Run Command reaches only managed instances, and each invocation answers with its status,
+  exit code and output (a simulated SSM Agent per AMI): ``moto_ssm_agent.py``.
 
 It also records the parameters of each CreateImage request (``CREATE_IMAGE_REQUESTS``), so tests
 can see what moto ignores (``NoReboot``); recording changes no answer.
@@ -54,6 +56,7 @@ from tests.harness import moto_ec2_describe  # noqa: E402
 from tests.harness import moto_s3_conditional  # noqa: E402
 from tests.harness import moto_s3_listing  # noqa: E402
 from tests.harness import moto_snapshot_permissions  # noqa: E402
+from tests.harness import moto_ssm_agent  # noqa: E402
 from tests.harness import moto_sts  # noqa: E402
 
 ACCOUNT_ID = "123456789012"
@@ -105,6 +108,7 @@ def apply_conformance_patches():
     moto_s3_listing.apply()
     moto_snapshot_permissions.apply()
     moto_copy.apply()
+    moto_ssm_agent.apply()
     _PATCHED = True
 
 

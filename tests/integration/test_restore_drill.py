@@ -6,12 +6,14 @@ import json
 from moto.ec2.models.instances import Instance
 
 from tests.harness import fleet
+from tests.harness import moto_ssm_agent
 from tests.harness.ansible_run import run_playbook
 from tests.integration.test_instance_restore import backup
 
 REGION = "us-east-1"
 TODAY = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
 LIVE = ["pending", "running", "stopping", "stopped", "shutting-down"]
+GONE = ("deleted", "deleting")
 
 
 def drill(aws, tmp_path, **variables):
@@ -36,7 +38,9 @@ def leftovers(ec2):
     ]
     vpcs = [vpc["VpcId"] for vpc in ec2.describe_vpcs(Filters=tagged)["Vpcs"]]
     interfaces = ec2.describe_network_interfaces(Filters=[{"Name": "vpc-id", "Values": vpcs}])["NetworkInterfaces"]
+    endpoints = ec2.describe_vpc_endpoints(Filters=tagged)["VpcEndpoints"]
     return {
+        "endpoints": [item["VpcEndpointId"] for item in endpoints if item["State"].lower() not in GONE],
         "instances": instances,
         "volumes": [volume["VolumeId"] for volume in ec2.describe_volumes(Filters=tagged)["Volumes"]],
         "interfaces": [interface["NetworkInterfaceId"] for interface in interfaces] if vpcs else [],
@@ -46,7 +50,7 @@ def leftovers(ec2):
     }
 
 
-NOTHING = {"instances": [], "volumes": [], "interfaces": [], "groups": [], "subnets": [], "vpcs": []}
+NOTHING = {"endpoints": [], "instances": [], "volumes": [], "interfaces": [], "groups": [], "subnets": [], "vpcs": []}
 
 
 def interrupted_drill(ec2, image_id):
@@ -82,7 +86,8 @@ def test_a_drill_of_two_instances_passes_tags_the_backups_reports_and_leaves_not
     interrupted_drill(ec2, web_image)
     assert leftovers(ec2)["instances"]
 
-    run = drill(aws, tmp_path)
+    # An AWX survey left empty sends the sample size as "": all of the sources.
+    run = drill(aws, tmp_path, restore_drill_sample="")
 
     assert run.rc == 0, run.stdout[-3000:]
     assert leftovers(ec2) == NOTHING
@@ -125,3 +130,58 @@ def test_a_failing_check_fails_the_job_tags_the_backup_failed_and_still_cleans_u
     assert tags[web_image] == TODAY + ":passed" and tags[broken_image] == TODAY + ":failed"
     failure = run.role_result("Fail when a drill item failed")
     assert broken in failure["msg"] and none in failure["msg"]
+
+
+def test_a_check_command_that_fails_fails_its_item_and_the_job_and_the_drill_still_cleans_up(aws, tmp_path):
+    ec2 = aws.ec2(REGION)
+    [web] = fleet.launch(ec2, {"Backup": "", "Name": "web"})
+    [db] = fleet.launch(ec2, {"Backup": "", "Name": "db"})
+    web_image, db_image = backup(ec2, web, 1), backup(ec2, db, 1)
+    moto_ssm_agent.install_agent(web_image, {"systemctl is-active app": (0, "active\n"), "cat /etc/role": (0, "web\n")})
+    moto_ssm_agent.install_agent(db_image, {"systemctl is-active app": (3, "failed\n"), "cat /etc/role": (0, "db\n")})
+    iam = aws.client("iam", REGION)
+    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+    iam.create_role(RoleName="drill-ssm", AssumeRolePolicyDocument=trust)
+    iam.create_instance_profile(InstanceProfileName="drill-ssm")
+    iam.add_role_to_instance_profile(InstanceProfileName="drill-ssm", RoleName="drill-ssm")
+    commands = [
+        {"name": "app", "command": "systemctl is-active app", "expect": "^active$"},
+        {"name": "role", "command": "cat /etc/role"},
+    ]
+
+    run = drill(aws, tmp_path, restore_drill_commands=commands, restore_drill_instance_profile="drill-ssm")
+
+    assert run.rc != 0
+    assert leftovers(ec2) == NOTHING
+    report = json.loads((tmp_path / "drill.json").read_text())
+    results = {item["source"]: item for item in report["items"]}
+    assert {source: item["passed"] for source, item in results.items()} == {web: True, db: False}
+    checks = {source: {check["name"]: check["passed"] for check in item["checks"]} for source, item in results.items()}
+    assert checks == {
+        web: {"status checks": True, "app": True, "role": True},
+        db: {"status checks": True, "app": False, "role": True},
+    }
+    assert "'systemctl is-active app' ended Failed with exit code 3" in results[db]["reason"]
+    assert all(item["recovery_seconds"] is not None for item in report["items"])
+    markdown = (tmp_path / "drill.md").read_text()
+    assert "| {0} | {1} | app | FAILED: ".format(db, results[db]["restored"]) in markdown
+    assert "| {0} | {1} | app | passed: ".format(web, results[web]["restored"]) in markdown
+    tags = {image["ImageId"]: fleet.tags_of(image).get("LastRestoreTest") for image in fleet.images(ec2).values()}
+    assert tags[web_image] == TODAY + ":passed" and tags[db_image] == TODAY + ":failed"
+    assert db in run.role_result("Fail when a drill item failed")["msg"]
+    endpoints = run.role_result("Create the drill's SSM endpoints")
+    assert sorted(item["item"] for item in endpoints["results"]) == ["ec2messages", "ssm", "ssmmessages"]
+
+
+def test_a_sample_size_that_is_not_a_number_fails_naming_the_value_before_any_change(aws, tmp_path):
+    ec2 = aws.ec2(REGION)
+    [web] = fleet.launch(ec2, {"Backup": "", "Name": "web"})
+    backup(ec2, web, 1)
+
+    run = drill(aws, tmp_path, restore_drill_sample="two")
+
+    assert run.rc != 0
+    assert 'restore_drill_sample must be a whole number of instances (empty or 0: all), got "two"' in (
+        run.role_result("Check the sample size")["msg"]
+    )
+    assert leftovers(ec2) == NOTHING and not (tmp_path / "drill.json").exists()
