@@ -22,6 +22,12 @@ check what AWS does and the modules never carry a moto workaround:
 * DescribeSnapshots honours ``RestorableByUserIds`` (``all`` lists the public snapshots):
   ``moto_snapshot_permissions.py``.
   https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeSnapshots.html
+* EBS snapshot lock: LockSnapshot, UnlockSnapshot, DescribeLockedSnapshots, and DeleteSnapshot refused
+  for a locked snapshot (``moto_snapshot_lock.py``, with the AWS references).
+* AMI deregistration protection: Enable/DisableImageDeregistrationProtection, ``DeregistrationProtection``
+  in DescribeImages, DeregisterImage refused for a protected AMI (``moto_image_protection.py``).
+* Recycle Bin retention rules, a service moto lacks, as a backend of our own on the same server
+  (``moto_rbin.py``).
 
 It also records the parameters of each CreateImage request (``CREATE_IMAGE_REQUESTS``), so tests
 can see what moto ignores (``NoReboot``); recording changes no answer.
@@ -45,7 +51,10 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer  # noqa: E4
 
 from tests.harness import moto_client_token  # noqa: E402
 from tests.harness import moto_ec2_describe  # noqa: E402
+from tests.harness import moto_image_protection  # noqa: E402
+from tests.harness import moto_rbin  # noqa: E402
 from tests.harness import moto_s3_conditional  # noqa: E402
+from tests.harness import moto_snapshot_lock  # noqa: E402
 from tests.harness import moto_snapshot_permissions  # noqa: E402
 from tests.harness import moto_sts  # noqa: E402
 
@@ -96,6 +105,9 @@ def apply_conformance_patches():
     moto_client_token.apply()
     moto_s3_conditional.apply()
     moto_snapshot_permissions.apply()
+    moto_snapshot_lock.apply()
+    moto_image_protection.apply()
+    moto_rbin.apply()
     _PATCHED = True
 
 
