@@ -476,6 +476,30 @@ def hold_protected_images(region, region_plan, images, allow_removal, now):
             )
         else:
             snapshots.append(snapshot)
+    remaining = {snapshot["snapshot_id"] for snapshot in snapshots}
     for item in todo:
-        item["snapshot_ids"] = [sid for sid in item["snapshot_ids"] if any(sid == s["snapshot_id"] for s in snapshots)]
+        item["snapshot_ids"] = [snapshot_id for snapshot_id in item["snapshot_ids"] if snapshot_id in remaining]
     return dict(region_plan, todo=todo, snapshots=snapshots, skipped=skipped, unprotect=unprotect)
+
+
+def lock_now(client, snapshot_id, now):
+    """The snapshot's lock if one holds now (a lock set after the plan was made), else None."""
+    lock = describe_snapshot_locks(client, [snapshot_id]).get(snapshot_id)
+    return lock if lock_holds(lock, now) else None
+
+
+def refused_for_lock(client, snapshot_id, exc, now):
+    """The lock that made DeleteSnapshot fail, or None when the failure is something else.
+
+    AWS's code for a locked snapshot says so; any other client error is checked against the snapshot's
+    lock as DescribeLockedSnapshots shows it, so that a lock set between the plan and the delete is never
+    a failure of the job."""
+    if not isinstance(exc, ClientError):
+        return None
+    try:
+        lock = lock_now(client, snapshot_id, now)
+    except ClientError:
+        lock = None
+    if lock is None and is_locked_error(exc):
+        lock = {"LockState": error_code(exc)}
+    return lock
