@@ -18,7 +18,7 @@ few calls that carry a plan out:
 import datetime
 
 try:
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 except ImportError:
     pass  # AnsibleAWSModule reports the missing SDK
 
@@ -498,8 +498,8 @@ def refused_for_lock(client, snapshot_id, exc, now):
         return None
     try:
         lock = lock_now(client, snapshot_id, now)
-    except ClientError:
-        lock = None
+    except (BotoCoreError, ClientError):
+        lock = None  # the delete's own error is reported
     if lock is None and is_locked_error(exc):
         lock = {"LockState": error_code(exc)}
     return lock

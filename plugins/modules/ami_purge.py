@@ -302,8 +302,9 @@ class AmiPurge(RegionalJob):
     def describe(self, region):
         """Every AMI the account owns in the region (disabled ones too: they still use their snapshots),
         and the region's snapshot locks."""
+        images = paginate(self.clients[region], "describe_images", "Images", Owners=["self"], IncludeDisabled=True)
         self.locks[region] = guard.describe_snapshot_locks(self.clients[region])
-        return paginate(self.clients[region], "describe_images", "Images", Owners=["self"], IncludeDisabled=True)
+        return images
 
     def plan_region(self, region, described):
         account_id = account_of(described)

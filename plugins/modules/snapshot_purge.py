@@ -261,8 +261,6 @@ def describe_region(client, options):
     }
     if options["stale"] != ebs.STALE_NONE:
         data["volumes"] = paginate(client, "describe_volumes", "Volumes")
-    if options["action"] != ebs.ACTION_ARCHIVE:
-        data["locks"] = guard.describe_snapshot_locks(client)
     if options["stale"] == ebs.STALE_UNATTACHED:
         reservations = paginate(
             client,
@@ -273,6 +271,8 @@ def describe_region(client, options):
         data["running"] = {
             instance["InstanceId"] for reservation in reservations for instance in reservation["Instances"]
         }
+    if options["action"] != ebs.ACTION_ARCHIVE:
+        data["locks"] = guard.describe_snapshot_locks(client)
     return data
 
 
