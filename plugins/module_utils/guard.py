@@ -57,7 +57,9 @@ _LOCKABLE_SNAPSHOT_STATES = ("pending", "completed")
 def _within(option, value, limits, unit):
     if value is None or not limits[0] <= value <= limits[1]:
         raise ValueError(
-            "{0} must be between {1} and {2} {3} (AWS's limits), got {4}".format(option, limits[0], limits[1], unit, value)
+            "{0} must be between {1} and {2} {3} (AWS's limits), got {4}".format(
+                option, limits[0], limits[1], unit, value
+            )
         )
     return value
 
@@ -130,14 +132,14 @@ def _snapshot_skipped(snapshot, region, reason, **details):
     return skipped_entry(snapshot["SnapshotId"], region, reason, snapshot_id=snapshot["SnapshotId"], **details)
 
 
-def _delete_on_of(tags):
-    """``(date, None)`` or ``(None, reason)`` for a backup's DeleteOn tag."""
+def _delete_on_of(tags, left_alone):
+    """``(date, None)`` or ``(None, reason)`` for a backup's DeleteOn tag; ``left_alone``: ``not locked``..."""
     try:
         delete_on = contract.delete_on(tags)
     except ValueError as exc:
-        return None, "DeleteOn {0}: not locked".format(exc)
+        return None, "DeleteOn {0}: {1}".format(exc, left_alone)
     if delete_on is None:
-        return None, "has no DeleteOn tag: nothing to lock it until"
+        return None, "has no DeleteOn tag: {0}".format(left_alone)
     return delete_on, None
 
 
@@ -156,7 +158,7 @@ def plan_snapshot_locks(region, snapshots, locks, options, now, account_id=None)
         if snapshot.get("State") not in _LOCKABLE_SNAPSHOT_STATES:
             skipped.append(_snapshot_skipped(snapshot, region, "snapshot is {0}".format(snapshot.get("State"))))
             continue
-        delete_on, reason = _delete_on_of(tags)
+        delete_on, reason = _delete_on_of(tags, "not locked")
         if reason:
             skipped.append(_snapshot_skipped(snapshot, region, reason))
             continue
@@ -234,6 +236,10 @@ def protection_of(image, now):
     return False, None
 
 
+def _image_skipped(image, region, reason):
+    return skipped_entry(image["ImageId"], region, reason, image_id=image["ImageId"], name=image.get("Name"))
+
+
 def plan_image_protection(region, images, options, now, account_id=None):
     """Which managed AMIs to protect from deregistration, and which are left alone (with the reason)."""
     wanted = "enabled-with-cooldown" if options["deregistration_cooldown"] else "enabled"
@@ -242,23 +248,17 @@ def plan_image_protection(region, images, options, now, account_id=None):
         tags = contract.tag_dict(image)
         if not contract.is_managed(tags) or (account_id and image.get("OwnerId") != account_id):
             continue
-
-        def leave(reason):
-            skipped.append(skipped_entry(image["ImageId"], region, reason, image_id=image["ImageId"], name=image.get("Name")))
-
         current = (image.get("DeregistrationProtection") or "disabled").strip()
         if image.get("State") != "available":
-            leave("AMI is {0}".format(image.get("State")))
+            skipped.append(_image_skipped(image, region, "AMI is {0}".format(image.get("State"))))
             continue
-        delete_on, reason = _delete_on_of(tags)
+        delete_on, reason = _delete_on_of(tags, "not protected")
+        if not reason and lock_expiry(delete_on) <= now:
+            reason = "DeleteOn {0} has come: left for the purge, not protected".format(delete_on.isoformat())
+        if not reason and current == wanted:
+            reason = "already protected from deregistration ({0})".format(current)
         if reason:
-            leave(reason.replace("not locked", "not protected").replace("nothing to lock it until", "not protected"))
-            continue
-        if lock_expiry(delete_on) <= now:
-            leave("DeleteOn {0} has come: left for the purge, not protected".format(delete_on.isoformat()))
-            continue
-        if current == wanted:
-            leave("already protected from deregistration ({0})".format(current))
+            skipped.append(_image_skipped(image, region, reason))
             continue
         todo.append(
             {
@@ -368,7 +368,9 @@ def apply_retention_rule(client, item):
                 "Tags": [{"Key": contract.MARKER_KEY, "Value": contract.MARKER_VALUE}],
             }
             if item["selection"] == "tag":
-                params["ResourceTags"] = [{"ResourceTagKey": contract.MARKER_KEY, "ResourceTagValue": contract.MARKER_VALUE}]
+                params["ResourceTags"] = [
+                    {"ResourceTagKey": contract.MARKER_KEY, "ResourceTagValue": contract.MARKER_VALUE}
+                ]
             if item["unlock_delay_days"]:
                 params["LockConfiguration"] = _lock_configuration(item["unlock_delay_days"])
             response = client.create_rule(**params)
@@ -388,7 +390,9 @@ def apply_retention_rule(client, item):
 def locked_snapshot_entry(snapshot_id, region, lock, **details):
     """The ``skipped_resources`` item of a snapshot a lock keeps."""
     reason = "locked ({0}) until {1}".format(lock.get("LockState"), locked_until(lock))
-    return skipped_entry(snapshot_id, region, reason, snapshot_id=snapshot_id, locked_until=locked_until(lock), **details)
+    return skipped_entry(
+        snapshot_id, region, reason, snapshot_id=snapshot_id, locked_until=locked_until(lock), **details
+    )
 
 
 def hold_locked_snapshots(region, todo, locks, now, details=None):
@@ -399,7 +403,9 @@ def hold_locked_snapshots(region, todo, locks, now, details=None):
         if lock_holds(lock, now):
             extra = {key: item[key] for key in details or () if key in item}
             entry = locked_snapshot_entry(item["snapshot_id"], region, lock, **extra)
-            entry["reason"] = "{0}; {1}".format(item["reason"], entry["reason"]) if item.get("reason") else entry["reason"]
+            entry["reason"] = (
+                "{0}; {1}".format(item["reason"], entry["reason"]) if item.get("reason") else entry["reason"]
+            )
             skipped.append(entry)
         else:
             kept.append(item)

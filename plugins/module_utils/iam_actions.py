@@ -117,7 +117,8 @@ def _ami_purge(options, partition):
         _delete_grant(["ec2:DeleteSnapshot"], [_snapshot_arn(partition)], managed_only),
     ]
     if _bool(options.get("remove_deregistration_protection", False), "remove_deregistration_protection"):
-        grants.append(_delete_grant(["ec2:DisableImageDeregistrationProtection"], [_image_arn(partition)], managed_only))
+        unprotect = ["ec2:DisableImageDeregistrationProtection"]
+        grants.append(_delete_grant(unprotect, [_image_arn(partition)], managed_only))
     return grants
 
 
@@ -286,7 +287,9 @@ def _vault_guard(options, partition):
     grants = []
     if _bool(options.get("lock_snapshots", True), "lock_snapshots"):
         describe += ["ec2:DescribeSnapshots", "ec2:DescribeLockedSnapshots"]
-        grants.append(Grant("LockManagedSnapshots", ("ec2:LockSnapshot",), (_snapshot_arn(partition),), _managed_condition()))
+        grants.append(
+            Grant("LockManagedSnapshots", ("ec2:LockSnapshot",), (_snapshot_arn(partition),), _managed_condition())
+        )
     if _bool(options.get("protect_images", True), "protect_images"):
         describe.append("ec2:DescribeImages")
         grants.append(
@@ -299,7 +302,12 @@ def _vault_guard(options, partition):
         )
     if _bool(options.get("recycle_bin", False), "recycle_bin"):
         grants.append(
-            Grant("RetentionRules", ("rbin:ListRules", "rbin:CreateRule", "rbin:UpdateRule", "rbin:LockRule"), ("*",), None)
+            Grant(
+                "RetentionRules",
+                ("rbin:ListRules", "rbin:CreateRule", "rbin:UpdateRule", "rbin:LockRule"),
+                ("*",),
+                None,
+            )
         )
     return [Grant("Describe", tuple(describe), ("*",), None)] + grants
 

@@ -467,7 +467,9 @@ class AmiPurge(RegionalJob):
             try:
                 self.clients[item["region"]].disable_image_deregistration_protection(ImageId=item["image_id"])
             except Exception as exc:  # pylint: disable=broad-except
-                self.errors.append(error_entry(item["image_id"], item["region"], "disable_deregistration_protection", exc))
+                self.errors.append(
+                    error_entry(item["image_id"], item["region"], "disable_deregistration_protection", exc)
+                )
                 continue
             self.unprotected.append(unprotected_result(item, "unprotected"))
 

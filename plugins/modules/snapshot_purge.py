@@ -338,7 +338,9 @@ class SnapshotPurge(RegionalJob):
         try:
             return public_item(apply(client, item, self.options["action"]), DONE_STATES[self.options["action"]])
         except ClientError as exc:
-            lock = guard.refused_for_lock(client, item["snapshot_id"], exc, self.now) if self.action == "delete_snapshot" else None
+            lock = None
+            if self.action == "delete_snapshot":
+                lock = guard.refused_for_lock(client, item["snapshot_id"], exc, self.now)
             if lock is None:
                 raise
             self.skipped.append(

@@ -356,7 +356,11 @@ class VaultGuard(RegionalJob):
 
     def result_keys(self, done):
         def of(kind):
-            return [{key: value for key, value in item.items() if key not in ("kind", "resource")} for item in done if item["kind"] == kind]
+            return [
+                {key: value for key, value in item.items() if key not in ("kind", "resource")}
+                for item in done
+                if item["kind"] == kind
+            ]
 
         return dict(
             changed=bool(done),

@@ -298,7 +298,9 @@ class RbinResponse(BaseResponse):
 
     def list_tags_for_resource(self):
         rule = self.backend.rule_by_arn(self._arn())
-        return ActionResult({"Tags": [{"Key": key, "Value": value} for key, value in self.backend.tags[rule.rule_arn].items()]})
+        return ActionResult(
+            {"Tags": [{"Key": key, "Value": value} for key, value in self.backend.tags[rule.rule_arn].items()]}
+        )
 
 
 url_bases = [_URL_PATTERN.pattern]

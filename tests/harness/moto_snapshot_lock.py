@@ -197,8 +197,7 @@ def apply():
             raise InvalidSnapshotIdError(snapshot_id)
         now = _now()
         params = {
-            name: self._get_param(name)
-            for name in ("LockMode", "LockDuration", "ExpirationDate", "CoolOffPeriod")
+            name: self._get_param(name) for name in ("LockMode", "LockDuration", "ExpirationDate", "CoolOffPeriod")
         }
         requested = _requested_lock(snapshot_id, params, now)
         existing = active_lock(backend, snapshot_id)

@@ -45,7 +45,12 @@ PLAYBOOKS = {
         (),
     ),
     "s3_mirror": ("Download new and changed objects", "Summarise the mirror", "s3_mirror_result", ("bucket", "dest")),
-    "vault_guard": ("Lock snapshots, protect AMIs and keep the Recycle Bin rules", "Summarise the locks", "vault_guard_result", ()),
+    "vault_guard": (
+        "Lock snapshots, protect AMIs and keep the Recycle Bin rules",
+        "Summarise the locks",
+        "vault_guard_result",
+        (),
+    ),
 }
 EC2_PLAYBOOKS = ["ami_backup", "ami_purge", "ebs_snapshot", "snapshot_purge"]
 

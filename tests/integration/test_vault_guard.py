@@ -143,11 +143,45 @@ def test_compliance_locks_with_a_cooling_off_period_and_a_locked_region_level_re
 
 
 def test_a_tag_level_rule_is_created_once_and_a_changed_retention_updates_it(aws, play):
+    preview_run = play(
+        [
+            task(
+                "preview",
+                check_mode=True,
+                lock_snapshots=False,
+                protect_images=False,
+                recycle_bin={"retention_days": 7},
+            )
+        ]
+    )
+    assert preview_run.rc == 0, preview_run.stdout
+    planned = preview_run.result("preview")["retention_rules"]
+    assert sorted((item["resource_type"], item["state"], item["rule_id"]) for item in planned) == [
+        ("EBS_SNAPSHOT", "planned", None),
+        ("EC2_IMAGE", "planned", None),
+    ]
+    assert rbin_rules(aws, "EBS_SNAPSHOT") == [] and rbin_rules(aws, "EC2_IMAGE") == []
+
     run = play(
         [
-            task("create", lock_snapshots=False, protect_images=False, recycle_bin={"retention_days": 7, "resource_types": ["EBS_SNAPSHOT"]}),
-            task("again", lock_snapshots=False, protect_images=False, recycle_bin={"retention_days": 7, "resource_types": ["EBS_SNAPSHOT"]}),
-            task("longer", lock_snapshots=False, protect_images=False, recycle_bin={"retention_days": 30, "resource_types": ["EBS_SNAPSHOT"]}),
+            task(
+                "create",
+                lock_snapshots=False,
+                protect_images=False,
+                recycle_bin={"retention_days": 7, "resource_types": ["EBS_SNAPSHOT"]},
+            ),
+            task(
+                "again",
+                lock_snapshots=False,
+                protect_images=False,
+                recycle_bin={"retention_days": 7, "resource_types": ["EBS_SNAPSHOT"]},
+            ),
+            task(
+                "longer",
+                lock_snapshots=False,
+                protect_images=False,
+                recycle_bin={"retention_days": 30, "resource_types": ["EBS_SNAPSHOT"]},
+            ),
         ]
     )
 
@@ -176,7 +210,9 @@ def test_bad_input_names_the_option_and_the_value(aws, play):
     )
 
     assert run.rc == 0, run.stdout
-    messages = {name: run.result(name)["msg"] for name in ("cool_off", "mode", "retention", "lock_tagged", "no_cool_off")}
+    messages = {
+        name: run.result(name)["msg"] for name in ("cool_off", "mode", "retention", "lock_tagged", "no_cool_off")
+    }
     assert all(run.result(name)["failed"] for name in messages)
     assert "cool_off_period" in messages["cool_off"] and "100" in messages["cool_off"]
     assert "lock_mode" in messages["mode"] and "forever" in messages["mode"]
@@ -206,3 +242,19 @@ def test_a_locked_rule_with_another_retention_is_reported_not_changed(aws, play)
     assert entry["rule_id"] == rule["Identifier"] and "can't be changed" in entry["reason"]
     assert rbin.get_rule(Identifier=rule["Identifier"])["RetentionPeriod"]["RetentionPeriodValue"] == 7
     assert moto_rbin.rbin_backends[ACCOUNT_ID][REGION].rules[rule["Identifier"]].lock_state == "locked"
+
+
+def test_the_shipped_playbook_locks_and_prints_the_summary(aws, shipped_playbook):
+    ec2 = aws.ec2(REGION)
+    [instance_id] = fleet.launch(ec2)
+    volume_id = fleet.add_volume(ec2, instance_id, "/dev/sdf")
+    snapshot_id = managed_snapshot(ec2, volume_id, date_in(5))
+
+    run, stats = shipped_playbook("vault_guard", {"vault_guard_recycle_bin": {"retention_days": 10}})
+
+    result = run.result("Lock snapshots, protect AMIs and keep the Recycle Bin rules")
+    assert [item["snapshot_id"] for item in result["locked_snapshots"]] == [snapshot_id]
+    assert stats["requests"]["ec2:LockSnapshot"] == 1 and stats["requests"]["rbin:CreateRule"] == 2
+    assert run.result("Summarise the locks")["msg"] == result["msg"]
+    assert "Locked 1 snapshot(s)" in result["msg"]
+    assert locks(ec2)[snapshot_id]["LockState"] == "governance"

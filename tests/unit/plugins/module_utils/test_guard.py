@@ -60,7 +60,11 @@ def test_each_managed_snapshot_is_locked_until_the_start_of_its_delete_on_day():
 
 
 def test_an_existing_lock_long_enough_is_left_alone_a_shorter_one_is_extended_and_compliance_stays_compliance():
-    snapshots = [snapshot("snap-long", "2026-12-01"), snapshot("snap-short", "2026-12-01"), snapshot("snap-c", "2026-12-01")]
+    snapshots = [
+        snapshot("snap-long", "2026-12-01"),
+        snapshot("snap-short", "2026-12-01"),
+        snapshot("snap-c", "2026-12-01"),
+    ]
     locks = {
         "snap-long": lock("snap-long", "governance", at("2026-12-05")),
         "snap-short": lock("snap-short", "governance", at("2026-11-25")),
@@ -96,7 +100,10 @@ def test_compliance_carries_the_cooling_off_period():
 @pytest.mark.parametrize(
     "params, message",
     [
-        (dict(lock_mode="compliance", cool_off_period=100), "cool_off_period must be between 1 and 72 hours (AWS's limits), got 100"),
+        (
+            dict(lock_mode="compliance", cool_off_period=100),
+            "cool_off_period must be between 1 and 72 hours (AWS's limits), got 100",
+        ),
         (dict(lock_mode="compliance"), "lock_mode compliance needs cool_off_period"),
         (dict(cool_off_period=5), "cool_off_period 5 needs lock_mode compliance"),
         (dict(recycle_bin={"retention_days": 0}), "recycle_bin.retention_days must be between 1 and 365 days"),
@@ -183,7 +190,10 @@ def settings(**overrides):
 
 
 def test_retention_rules_are_created_once_per_type_and_found_again_by_their_description():
-    rules = {"EBS_SNAPSHOT": [rule("r1", "EBS_SNAPSHOT", "tag", 14)], "EC2_IMAGE": [rule("other", "EC2_IMAGE", "region", 14)]}
+    rules = {
+        "EBS_SNAPSHOT": [rule("r1", "EBS_SNAPSHOT", "tag", 14)],
+        "EC2_IMAGE": [rule("other", "EC2_IMAGE", "region", 14)],
+    }
 
     todo, skipped = guard.plan_retention_rules(REGION, rules, settings())
 
@@ -205,8 +215,14 @@ def test_an_unlocked_rule_is_updated_and_locked_a_locked_one_is_reported():
 
 
 def test_the_purge_holds_a_locked_snapshot_with_its_end():
-    todo = [{"snapshot_id": "snap-a", "reason": "expired on 2026-11-20"}, {"snapshot_id": "snap-b", "reason": "expired"}]
-    locks = {"snap-a": lock("snap-a", "governance", at("2026-11-30")), "snap-b": lock("snap-b", "expired", at("2026-11-01"))}
+    todo = [
+        {"snapshot_id": "snap-a", "reason": "expired on 2026-11-20"},
+        {"snapshot_id": "snap-b", "reason": "expired"},
+    ]
+    locks = {
+        "snap-a": lock("snap-a", "governance", at("2026-11-30")),
+        "snap-b": lock("snap-b", "expired", at("2026-11-01")),
+    }
 
     kept, held = guard.hold_locked_snapshots(REGION, todo, locks, NOW)
 
@@ -217,7 +233,12 @@ def test_the_purge_holds_a_locked_snapshot_with_its_end():
 
 def purge_plan(*image_ids):
     todo = [
-        {"image_id": image_id, "name": image_id, "reason": "expired on 2026-11-20", "snapshot_ids": ["snap-" + image_id]}
+        {
+            "image_id": image_id,
+            "name": image_id,
+            "reason": "expired on 2026-11-20",
+            "snapshot_ids": ["snap-" + image_id],
+        }
         for image_id in image_ids
     ]
     snapshots = [
@@ -236,7 +257,9 @@ def test_the_purge_holds_protected_amis_and_their_snapshots_unless_removal_is_al
     region_plan = purge_plan("ami-open", "ami-enabled", "ami-cooldown")
 
     held = guard.hold_protected_images(REGION, region_plan, images, False, NOW)
-    allowed = guard.hold_protected_images(REGION, purge_plan("ami-open", "ami-enabled", "ami-cooldown"), images, True, NOW)
+    allowed = guard.hold_protected_images(
+        REGION, purge_plan("ami-open", "ami-enabled", "ami-cooldown"), images, True, NOW
+    )
 
     assert [item["image_id"] for item in held["todo"]] == ["ami-open"]
     assert [item["snapshot_id"] for item in held["snapshots"]] == ["snap-ami-open"]
