@@ -174,6 +174,13 @@ def plan_snapshot_locks(region, snapshots, locks, options, now, account_id=None)
             skipped.append(_snapshot_skipped(snapshot, region, reason, locked_until=locked_until(lock)))
             continue
         mode, cool_off = options["lock_mode"], options["cool_off_period"]
+        if holding and lock["LockState"] == "compliance-cooloff" and mode == GOVERNANCE:
+            reason = (
+                "locked (compliance-cooloff) until {0}, before its DeleteOn; lock_mode governance would weaken it:"
+                " not changed".format(locked_until(lock))
+            )
+            skipped.append(_snapshot_skipped(snapshot, region, reason, locked_until=locked_until(lock)))
+            continue
         if holding and lock["LockState"] == COMPLIANCE:
             mode, cool_off = COMPLIANCE, None  # AWS allows only a longer compliance lock now
         todo.append(
@@ -333,8 +340,8 @@ def plan_retention_rules(region, rules, settings):
         steps = []
         if _rule_days(rule) != days:
             if lock_state in ("locked", "pending_unlock"):
-                reason = "retention rule {0} is {1}: it keeps its {2} days (asked {3}); a locked rule can't be changed".format(
-                    rule["Identifier"], lock_state, _rule_days(rule), days
+                reason = "retention rule {0} is {1}: it keeps its {2} days (asked {3}); {4}".format(
+                    rule["Identifier"], lock_state, _rule_days(rule), days, "a locked rule can't be changed"
                 )
                 skipped.append(skipped_entry(rule["Identifier"], region, reason, rule_id=rule["Identifier"]))
             else:

@@ -18,8 +18,8 @@ description:
   - Never touched, each listed in RV(skipped_resources) with the reason, a snapshot that a registered AMI uses
     (checked from one DescribeImages per region before any change), one owned by another account, one tagged
     with O(keep_tag), and one still C(pending).
-  - A snapshot locked against deletion (EBS snapshot lock, as M(opsvault.aws_backup.vault_guard) sets) is left
-    alone until its lock ends, listed in RV(skipped_resources) with C(locked_until); the locks come from one
+  - With O(action=delete) or V(report), a snapshot locked against deletion (EBS snapshot lock, as
+    M(opsvault.aws_backup.vault_guard) sets) is left alone until its lock ends, listed in RV(skipped_resources) with C(locked_until); the locks come from one
     DescribeLockedSnapshots per region, and a lock set after that is reported the same way, not as an error.
   - O(action=archive) moves the snapshots to the archive tier (ModifySnapshotTier) instead of deleting them;
     what AWS cannot archive (snapshots not C(completed), or already archived) is left alone with the reason.

@@ -91,7 +91,7 @@ options:
 notes:
   - Requires C(ec2:DescribeRegions), C(ec2:DescribeSnapshots), C(ec2:DescribeLockedSnapshots) and C(ec2:LockSnapshot)
     (O(lock_snapshots)), C(ec2:DescribeImages) and C(ec2:EnableImageDeregistrationProtection) (O(protect_images)),
-    C(rbin:ListRules), C(rbin:CreateRule), C(rbin:TagResource), C(rbin:UpdateRule) and C(rbin:LockRule) (O(recycle_bin)),
+    C(rbin:ListRules), C(rbin:CreateRule), C(rbin:UpdateRule) and C(rbin:LockRule) (O(recycle_bin)),
     and C(sts:GetCallerIdentity).
   - Supports check mode, which returns the plan (each item V(planned)) and makes no change.
   - Idempotent; a rerun changes nothing and lists each backup already guarded in RV(skipped_resources).

@@ -317,3 +317,15 @@ def test_describe_locked_snapshots_follows_next_token(stub_client):
     stubber.activate()
 
     assert sorted(guard.describe_snapshot_locks(client)) == ["snap-a", "snap-b"]
+
+
+def test_a_compliance_lock_in_its_cooling_off_period_is_never_weakened_to_governance():
+    locks = {"snap-a": lock("snap-a", "compliance-cooloff", at("2026-11-25"))}
+
+    todo, skipped = guard.plan_snapshot_locks(REGION, [snapshot("snap-a", "2026-12-01")], locks, options(), NOW)
+    strict, _left = guard.plan_snapshot_locks(
+        REGION, [snapshot("snap-a", "2026-12-01")], locks, options(lock_mode="compliance", cool_off_period=12), NOW
+    )
+
+    assert todo == [] and "would weaken it" in skipped[0]["reason"]
+    assert strict[0]["lock_mode"] == "compliance" and strict[0]["cool_off_period"] == 12
