@@ -113,11 +113,16 @@ def _ami_backup(options, partition):
 
 def _ami_purge(options, partition):
     managed_only = not _bool(options.get("adopt_legacy", False), "adopt_legacy")
-    return [
-        Grant("Describe", (DESCRIBE_REGIONS, "ec2:DescribeImages", "ec2:DescribeSnapshots"), ("*",), None),
+    describe = (DESCRIBE_REGIONS, "ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeLockedSnapshots")
+    grants = [
+        Grant("Describe", describe, ("*",), None),
         _delete_grant(["ec2:DeregisterImage"], [_image_arn(partition)], managed_only),
         _delete_grant(["ec2:DeleteSnapshot"], [_snapshot_arn(partition)], managed_only),
     ]
+    if _bool(options.get("remove_deregistration_protection", False), "remove_deregistration_protection"):
+        unprotect = ["ec2:DisableImageDeregistrationProtection"]
+        grants.append(_delete_grant(unprotect, [_image_arn(partition)], managed_only))
+    return grants
 
 
 def _ebs_snapshot(options, partition):
@@ -148,6 +153,8 @@ def _snapshot_purge(options, partition):
     adopt_legacy = _bool(options.get("adopt_legacy", False), "adopt_legacy")
     include_unmanaged = _bool(options.get("stale_include_unmanaged", False), "stale_include_unmanaged")
     describe = [DESCRIBE_REGIONS, "ec2:DescribeSnapshots", "ec2:DescribeImages"]
+    if set(actions) & {"delete", "report"}:
+        describe.append("ec2:DescribeLockedSnapshots")
     if stale != "none":
         describe.append("ec2:DescribeVolumes")
     if stale == "unattached":
@@ -423,9 +430,40 @@ def _restore_drill(options, partition):
     return grants
 
 
+def _vault_guard(options, partition):
+    """Locks and protection only on managed backups; Recycle Bin rules are the account's, in ``*``."""
+    describe = [DESCRIBE_REGIONS]
+    grants = []
+    if _bool(options.get("lock_snapshots", True), "lock_snapshots"):
+        describe += ["ec2:DescribeSnapshots", "ec2:DescribeLockedSnapshots"]
+        grants.append(
+            Grant("LockManagedSnapshots", ("ec2:LockSnapshot",), (_snapshot_arn(partition),), _managed_condition())
+        )
+    if _bool(options.get("protect_images", True), "protect_images"):
+        describe.append("ec2:DescribeImages")
+        grants.append(
+            Grant(
+                "ProtectManagedImages",
+                ("ec2:EnableImageDeregistrationProtection",),
+                (_image_arn(partition),),
+                _managed_condition(),
+            )
+        )
+    if _bool(options.get("recycle_bin", False), "recycle_bin"):
+        grants.append(
+            Grant(
+                "RetentionRules",
+                ("rbin:ListRules", "rbin:CreateRule", "rbin:UpdateRule", "rbin:LockRule"),
+                ("*",),
+                None,
+            )
+        )
+    return [Grant("Describe", tuple(describe), ("*",), None)] + grants
+
+
 FEATURES = {
     "ami_backup": (_ami_backup, ()),
-    "ami_purge": (_ami_purge, ("adopt_legacy",)),
+    "ami_purge": (_ami_purge, ("adopt_legacy", "remove_deregistration_protection")),
     "ebs_snapshot": (_ebs_snapshot, ("mode",)),
     "snapshot_purge": (_snapshot_purge, ("action", "stale", "adopt_legacy", "stale_include_unmanaged")),
     "s3_mirror": (_s3_mirror, ("bucket", "prefix", "versions")),
@@ -437,6 +475,7 @@ FEATURES = {
     "backup_copy": (_backup_copy, ("same_account", "cross_account", "vault_role_name")),
     "backup_copy_vault": (_backup_copy_vault, ()),
     "restore_drill": (_restore_drill, ("commands", "volumes", "report_bucket", "instance_profile")),
+    "vault_guard": (_vault_guard, ("lock_snapshots", "protect_images", "recycle_bin")),
 }
 
 

@@ -24,11 +24,23 @@ description:
     C(SourceInstanceId) or from an instance id in their name or description, and those of unknown
     source are treated as one source.
   - The snapshots of an AMI that could not be deregistered are left alone.
+  - An expired AMI with deregistration protection (as M(opsvault.aws_backup.vault_guard) enables) stays registered,
+    listed in RV(skipped_resources) with C(locked_until), unless O(remove_deregistration_protection=true). A snapshot
+    locked against deletion stays until its lock ends, listed with C(locked_until), while its AMI is deregistered.
 author:
   - opsvault.aws_backup contributors (@opsvault)
-options: {}
+options:
+  remove_deregistration_protection:
+    description:
+      - Remove the deregistration protection of an expired AMI (DisableImageDeregistrationProtection) and then
+        deregister it. An AMI protected with the 24-hour cooldown is unprotected in this run and deregistered by
+        a run after the cooldown, since AWS refuses it until then.
+      - Only AMIs the purge would deregister lose their protection; the others keep it.
+    type: bool
+    default: false
 notes:
-  - Requires C(ec2:DescribeRegions), C(ec2:DescribeImages), C(ec2:DescribeSnapshots), C(ec2:DeregisterImage)
+  - Requires C(ec2:DescribeRegions), C(ec2:DescribeImages), C(ec2:DescribeSnapshots), C(ec2:DescribeLockedSnapshots),
+    C(ec2:DisableImageDeregistrationProtection) (with O(remove_deregistration_protection)), C(ec2:DeregisterImage)
     and C(ec2:DeleteSnapshot).
   - Supports check mode, which returns the full plan in RV(deregistered) and RV(deleted_snapshots)
     (each V(planned)) and makes no change.
@@ -137,6 +149,28 @@ deleted_snapshots:
       description: V(deleted), or V(planned) in check mode.
       type: str
       sample: deleted
+deregistration_protection_removed:
+  description: The expired AMIs whose deregistration protection was removed (in check mode, would be).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    image_id:
+      description: The AMI id.
+      type: str
+      sample: ami-0123456789abcdef0
+    region:
+      description: The region.
+      type: str
+      sample: eu-west-1
+    deregistrable_after:
+      description: When AWS allows the deregistration (the end of the 24-hour cooldown), null when deregistered in this run.
+      type: str
+      sample: "2026-12-02T03:00:00+00:00"
+    state:
+      description: V(unprotected), or V(planned) in check mode.
+      type: str
+      sample: unprotected
 skipped_resources:
   description:
     - Every managed (or adopted) AMI left registered, and every snapshot of a deregistered AMI left in place, each with the reason.
@@ -150,6 +184,9 @@ skipped_resources:
        "reason": "one of the newest 1 available backup(s) of i-0123456789abcdef0 (keep_min)"}
     - {"resource": "snap-0123456789abcdef0", "snapshot_id": "snap-0123456789abcdef0", "image_id": "ami-0fedcba9876543210",
        "name": "web-1-old", "region": "eu-west-1", "reason": "also used by ami-0aaaabbbbccccdddd, which stays registered"}
+    - {"resource": "ami-0aaaabbbbccccdddd", "image_id": "ami-0aaaabbbbccccdddd", "name": "web-1-older", "region": "eu-west-1",
+       "source_instance_id": "i-0123456789abcdef0", "locked_until": "protected",
+       "reason": "expired on 2026-11-16; protected from deregistration (enabled), remove_deregistration_protection is false"}
 errors:
   description: Every AMI, snapshot or region that failed, with the AWS error code and the action.
   returned: always
@@ -179,6 +216,8 @@ import threading
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import guard
+
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import options as shared
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import purge_rule
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import values
@@ -191,10 +230,11 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils.engine import 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.fanout import by_region
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.fanout import run_concurrently
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import PLANNED
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import error_code
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import error_entry
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import skipped_entry
 
-ARGUMENT_SPEC = shared.argument_spec(shared.PURGE)
+ARGUMENT_SPEC = shared.argument_spec(shared.PURGE, remove_deregistration_protection=dict(type="bool", default=False))
 
 
 def parse_options(params, check_mode):
@@ -207,10 +247,13 @@ def parse_options(params, check_mode):
         "keep_min": params["keep_min"],
         "keep_last": params["keep_last"],
         "adopt_legacy": params["adopt_legacy"],
+        "remove_deregistration_protection": params["remove_deregistration_protection"],
     }
 
 
 def deregister_image(client, item):
+    if item.get("remove_protection"):
+        client.disable_image_deregistration_protection(ImageId=item["image_id"])
     try:
         client.deregister_image(ImageId=item["image_id"])
     except is_boto3_error_code(["InvalidAMIID.Unavailable", "InvalidAMIID.NotFound"]):
@@ -226,6 +269,15 @@ def delete_snapshot(client, item):
 
 def snapshot_result(item, state):
     return dict({key: item[key] for key in ("snapshot_id", "image_id", "image_ids", "region")}, state=state)
+
+
+def unprotected_result(item, state, deregistrable_after=None):
+    return {
+        "image_id": item["image_id"],
+        "region": item["region"],
+        "deregistrable_after": item.get("deregistrable_after", deregistrable_after),
+        "state": state,
+    }
 
 
 def skipped_snapshot(item, reason):
@@ -245,10 +297,14 @@ class AmiPurge(RegionalJob):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.owners, self.to_delete, self.deleted = {}, [], []
+        self.locks, self.unprotect, self.unprotected = {}, [], []
 
     def describe(self, region):
-        """Every AMI the account owns in the region (disabled ones too: they still use their snapshots)."""
-        return paginate(self.clients[region], "describe_images", "Images", Owners=["self"], IncludeDisabled=True)
+        """Every AMI the account owns in the region (disabled ones too: they still use their snapshots),
+        and the region's snapshot locks."""
+        images = paginate(self.clients[region], "describe_images", "Images", Owners=["self"], IncludeDisabled=True)
+        self.locks[region] = guard.describe_snapshot_locks(self.clients[region])
+        return images
 
     def plan_region(self, region, described):
         account_id = account_of(described)
@@ -262,6 +318,17 @@ class AmiPurge(RegionalJob):
             options["keep_last"],
             options["adopt_legacy"],
         )
+        region_plan = guard.hold_protected_images(
+            region,
+            region_plan,
+            {image["ImageId"]: image for image in described},
+            options["remove_deregistration_protection"],
+            self.now,
+        )
+        snapshots, held = guard.hold_locked_snapshots(
+            region, region_plan["snapshots"], self.locks[region], self.now, details=("image_id", "name")
+        )
+        region_plan = dict(region_plan, snapshots=snapshots, skipped=region_plan["skipped"] + held)
         if described and account_id is None:
             region_plan["warnings"].append(
                 "{0}: DescribeImages with Owners=self returned images of several owners; nothing purged there".format(
@@ -284,6 +351,7 @@ class AmiPurge(RegionalJob):
 
     def after_plan(self, plans):
         self.to_delete = [item for region_plan in plans if region_plan["todo"] for item in region_plan["snapshots"]]
+        self.unprotect = [item for region_plan in plans for item in region_plan["unprotect"]]
 
     def resource_of(self, item):
         return item["image_id"]
@@ -300,6 +368,8 @@ class AmiPurge(RegionalJob):
                 self.skipped.append(skipped_snapshot(item, reason))
             else:
                 self.deleted.append(snapshot_result(item, PLANNED))
+        self.unprotected = [unprotected_result(item, PLANNED) for item in self.unprotect]
+        self.unprotected += [unprotected_result(item, PLANNED) for item in todo if item.get("remove_protection")]
         return [dict(item, state=PLANNED) for item in todo]
 
     def apply_all(self, todo):
@@ -340,14 +410,43 @@ class AmiPurge(RegionalJob):
                     outcomes.append((snapshot, None, action, exc))
             return outcomes
 
+        self.unprotect_cooling_down()
         deregistered = []
         for image, outcomes, exc in run_concurrently(purge, todo, self.max_concurrency, spread_by=by_region):
+            if exc and guard.is_protected_error(exc):
+                self.skipped.append(
+                    skipped_entry(
+                        image["image_id"],
+                        image["region"],
+                        "{0}; AWS refused the deregistration: {1}".format(image["reason"], error_code(exc)),
+                        image_id=image["image_id"],
+                        name=image["name"],
+                        locked_until=guard.PROTECTED,
+                    )
+                )
+                continue
             if exc:
                 self.errors.append(error_entry(image["image_id"], image["region"], self.action, exc))
                 continue
             deregistered.append(dict(image, state="deregistered"))
+            if image.get("remove_protection"):
+                self.unprotected.append(unprotected_result(image, "unprotected"))
             for snapshot, reason, action, snapshot_exc in outcomes:
-                if snapshot_exc:
+                lock = None
+                if snapshot_exc and action == "delete_snapshot":
+                    client = delete_clients[snapshot["region"]]
+                    lock = guard.refused_for_lock(client, snapshot["snapshot_id"], snapshot_exc, self.now)
+                if lock is not None:
+                    self.skipped.append(
+                        guard.locked_snapshot_entry(
+                            snapshot["snapshot_id"],
+                            snapshot["region"],
+                            lock,
+                            image_id=snapshot["image_id"],
+                            name=snapshot["name"],
+                        )
+                    )
+                elif snapshot_exc:
                     self.errors.append(error_entry(snapshot["snapshot_id"], snapshot["region"], action, snapshot_exc))
                 elif reason:
                     self.skipped.append(skipped_snapshot(snapshot, reason))
@@ -362,6 +461,18 @@ class AmiPurge(RegionalJob):
                 )
         return deregistered
 
+    def unprotect_cooling_down(self):
+        """Remove the protection of the expired AMIs protected with the cooldown: the 24 hours start now."""
+        for item in self.unprotect:
+            try:
+                self.clients[item["region"]].disable_image_deregistration_protection(ImageId=item["image_id"])
+            except Exception as exc:  # pylint: disable=broad-except
+                self.errors.append(
+                    error_entry(item["image_id"], item["region"], "disable_deregistration_protection", exc)
+                )
+                continue
+            self.unprotected.append(unprotected_result(item, "unprotected"))
+
     def result_keys(self, done):
         gone = {(item["region"], item["snapshot_id"]) for item in self.deleted}
         deregistered = [
@@ -369,8 +480,9 @@ class AmiPurge(RegionalJob):
             for image in done
         ]
         return dict(
-            changed=bool(deregistered or self.deleted),
+            changed=bool(deregistered or self.deleted or self.unprotected),
             deregistered=deregistered,
+            deregistration_protection_removed=self.unprotected,
             deleted_snapshots=self.deleted,
             as_of=self.options["as_of"].isoformat(),
         )
@@ -391,6 +503,14 @@ class AmiPurge(RegionalJob):
             "snapshot(s)",
             result["deleted_snapshots"],
             lambda snapshot: "{0} of {1}".format(snapshot["snapshot_id"], snapshot["image_id"]),
+        )
+        summary.done(
+            "removed",
+            "remove",
+            "deregistration protection(s)",
+            result["deregistration_protection_removed"],
+            lambda item: item["image_id"]
+            + (" (deregistrable after {0})".format(item["deregistrable_after"]) if item["deregistrable_after"] else ""),
         )
 
 

@@ -18,6 +18,9 @@ description:
   - Never touched, each listed in RV(skipped_resources) with the reason, a snapshot that a registered AMI uses
     (checked from one DescribeImages per region before any change), one owned by another account, one tagged
     with O(keep_tag), and one still C(pending).
+  - With O(action=delete) or V(report), a snapshot locked against deletion (EBS snapshot lock, as
+    M(opsvault.aws_backup.vault_guard) sets) is left alone until its lock ends, listed in RV(skipped_resources) with C(locked_until); the locks come from one
+    DescribeLockedSnapshots per region, and a lock set after that is reported the same way, not as an error.
   - O(action=archive) moves the snapshots to the archive tier (ModifySnapshotTier) instead of deleting them;
     what AWS cannot archive (snapshots not C(completed), or already archived) is left alone with the reason.
     O(action=report) changes nothing and lists the plan in RV(purgeable).
@@ -58,7 +61,8 @@ options:
     type: bool
     default: false
 notes:
-  - Requires C(ec2:DescribeRegions), C(ec2:DescribeSnapshots), C(ec2:DescribeImages), C(ec2:DescribeVolumes) and
+  - Requires C(ec2:DescribeRegions), C(ec2:DescribeSnapshots), C(ec2:DescribeLockedSnapshots) (to delete or report),
+    C(ec2:DescribeImages), C(ec2:DescribeVolumes) and
     C(ec2:DescribeInstances) (with O(stale)), C(ec2:DeleteSnapshot) or C(ec2:ModifySnapshotTier), and
     C(sts:GetCallerIdentity) (allowed to every principal) to check snapshot owners.
   - Supports check mode, which returns the plan in RV(deleted_snapshots) or RV(archived_snapshots) (each
@@ -156,7 +160,10 @@ skipped_resources:
   type: list
   elements: dict
   sample: [{"resource": "snap-0123456789abcdef0", "snapshot_id": "snap-0123456789abcdef0", "region": "eu-west-1",
-            "volume_id": "vol-0123456789abcdef0", "state": "completed", "reason": "used by registered AMI ami-0123456789abcdef0"}]
+            "volume_id": "vol-0123456789abcdef0", "state": "completed", "reason": "used by registered AMI ami-0123456789abcdef0"},
+           {"resource": "snap-0fedcba9876543210", "snapshot_id": "snap-0fedcba9876543210", "region": "eu-west-1",
+            "volume_id": "vol-0123456789abcdef0", "reason": "expired on 2026-11-08; locked (governance) until 2026-12-01T00:00:00+00:00",
+            "locked_until": "2026-12-01T00:00:00+00:00"}]
 errors:
   description: Every snapshot or region that failed, with the step and the AWS error code.
   returned: always
@@ -182,10 +189,16 @@ regions:
   sample: [eu-west-1, us-east-1]
 """
 
+try:
+    from botocore.exceptions import ClientError
+except ImportError:
+    pass  # AnsibleAWSModule reports the missing SDK
+
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import contract
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import ebs
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import guard
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import options as shared
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import purge_rule
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import values
@@ -244,6 +257,7 @@ def describe_region(client, options):
         "images": paginate(client, "describe_images", "Images", Owners=["self"]),
         "volumes": [],
         "running": set(),
+        "locks": {},
     }
     if options["stale"] != ebs.STALE_NONE:
         data["volumes"] = paginate(client, "describe_volumes", "Volumes")
@@ -257,6 +271,8 @@ def describe_region(client, options):
         data["running"] = {
             instance["InstanceId"] for reservation in reservations for instance in reservation["Instances"]
         }
+    if options["action"] != ebs.ACTION_ARCHIVE:
+        data["locks"] = guard.describe_snapshot_locks(client)
     return data
 
 
@@ -300,7 +316,10 @@ class SnapshotPurge(RegionalJob):
             self.now,
             self.account_id,
         )
-        purgeable = region_plan["todo"]
+        purgeable, held = guard.hold_locked_snapshots(
+            region, region_plan["todo"], described["locks"], self.now, details=("volume_id", "state")
+        )
+        region_plan = dict(region_plan, todo=purgeable, skipped=region_plan["skipped"] + held)
         if self.options["action"] == ebs.ACTION_REPORT:
             region_plan = dict(region_plan, todo=[])
         return dict(region_plan, purgeable=purgeable)
@@ -315,9 +334,21 @@ class SnapshotPurge(RegionalJob):
         return public_item(item, PLANNED)
 
     def apply(self, item):
-        return public_item(
-            apply(self.clients[item["region"]], item, self.options["action"]), DONE_STATES[self.options["action"]]
-        )
+        client = self.clients[item["region"]]
+        try:
+            return public_item(apply(client, item, self.options["action"]), DONE_STATES[self.options["action"]])
+        except ClientError as exc:
+            lock = None
+            if self.action == "delete_snapshot":
+                lock = guard.refused_for_lock(client, item["snapshot_id"], exc, self.now)
+            if lock is None:
+                raise
+            self.skipped.append(
+                guard.locked_snapshot_entry(
+                    item["snapshot_id"], item["region"], lock, volume_id=item["volume_id"], state=item["state"]
+                )
+            )
+            return []
 
     def result_keys(self, done):
         action = self.options["action"]

@@ -220,8 +220,36 @@ def identify(method, path, query, headers, body):
     content_type = headers.get("Content-Type") or ""
     if body and "x-www-form-urlencoded" in content_type:
         params.update(urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True))
-    action = (params.get("Action") or [None])[0]
+    action = (params.get("Action") or [None])[0] or rest_operation(service, method, path.split("?", 1)[0])
     return service, region, action or method + " " + path.split("?", 1)[0], params
+
+
+_REST_ROUTES = {}
+
+
+def rest_operation(service, method, path):
+    """The operation of a REST-JSON request (Recycle Bin: ``PATCH /rules/{identifier}/lock`` is LockRule),
+    from the method and request URI of each operation in botocore's model of the service; None if none matches."""
+    if service not in _REST_ROUTES:
+        import botocore.session  # the proxy runs where boto3 does
+
+        routes = []
+        try:
+            model = botocore.session.get_session().get_service_model(service)
+        except Exception:  # pylint: disable=broad-except
+            model = None
+        if model is not None and model.metadata.get("protocol") in ("rest-json", "rest-xml"):
+            for name in model.operation_names:
+                http = model.operation_model(name).http
+                uri = http["requestUri"].split("?", 1)[0]
+                pattern = re.sub(r"\\{[^}]+\\+\\}", ".+", re.escape(uri))
+                pattern = re.sub(r"\\{[^}]+\\}", "[^/]+", pattern)
+                routes.append((http["method"], re.compile("^" + pattern + "$"), name))
+        _REST_ROUTES[service] = routes
+    for route_method, pattern, name in _REST_ROUTES[service]:
+        if route_method == method and pattern.match(path):
+            return name
+    return None
 
 
 # ---------------------------------------------------------------- error bodies

@@ -7,8 +7,8 @@ below (active only while enforcement is on) makes it evaluate as AWS documents:
 
 * Every EC2 request is checked against ``Resource: "*"``, so a statement scoped to
   ``arn:aws:ec2:*::image/*`` never matches. For the calls that act on one image or snapshot
-  (DeregisterImage, DeleteSnapshot, ModifySnapshotTier, and the shares ModifyImageAttribute and
-  ModifySnapshotAttribute) the request is checked against that
+  (DeregisterImage, DeleteSnapshot, ModifySnapshotTier, LockSnapshot, Enable/DisableImageDeregistrationProtection,
+  and the shares ModifyImageAttribute and ModifySnapshotAttribute) the request is checked against that
   resource's ARN, with its tags as ``aws:ResourceTag/<key>`` condition values.
   https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html
 * The restore calls are checked against every resource AWS authorises them on: RunInstances on
@@ -65,6 +65,9 @@ RESOURCE_SCOPED = {
     "ModifySnapshotTier": ("SnapshotId", "snapshot"),
     "ModifyImageAttribute": ("ImageId", "image"),
     "ModifySnapshotAttribute": ("SnapshotId", "snapshot"),
+    "LockSnapshot": ("SnapshotId", "snapshot"),
+    "EnableImageDeregistrationProtection": ("ImageId", "image"),
+    "DisableImageDeregistrationProtection": ("ImageId", "image"),
 }
 _PATCHED = False
 

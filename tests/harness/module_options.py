@@ -37,7 +37,12 @@ def params_of(module, **overrides):
     unknown = sorted(set(overrides) - set(params))
     if unknown:
         raise AssertionError("{0} has no option {1}".format(module.__name__, unknown))
-    params.update(overrides)
+    for name, value in overrides.items():
+        suboptions = spec[name].get("options")
+        if suboptions and isinstance(value, dict):
+            # Ansible fills a dict option's suboptions with their defaults too.
+            value = dict({key: option.get("default") for key, option in suboptions.items()}, **value)
+        params[name] = value
     return params
 
 

@@ -29,6 +29,12 @@ check what AWS does and the modules never carry a moto workaround:
   https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeSnapshots.html
 * SSM Run Command reaches only managed instances, and each invocation answers with its status,
   exit code and output (a simulated SSM Agent per AMI): ``moto_ssm_agent.py``.
+* EBS snapshot lock: LockSnapshot, UnlockSnapshot, DescribeLockedSnapshots, and DeleteSnapshot refused
+  for a locked snapshot (``moto_snapshot_lock.py``, with the AWS references).
+* AMI deregistration protection: Enable/DisableImageDeregistrationProtection, ``DeregistrationProtection``
+  in DescribeImages, DeregisterImage refused for a protected AMI (``moto_image_protection.py``).
+* Recycle Bin retention rules, a service moto lacks, as a backend of our own on the same server
+  (``moto_rbin.py``).
 
 It also records the parameters of each CreateImage request (``CREATE_IMAGE_REQUESTS``), so tests
 can see what moto ignores (``NoReboot``); recording changes no answer.
@@ -53,8 +59,11 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer  # noqa: E4
 from tests.harness import moto_client_token  # noqa: E402
 from tests.harness import moto_copy  # noqa: E402
 from tests.harness import moto_ec2_describe  # noqa: E402
+from tests.harness import moto_image_protection  # noqa: E402
+from tests.harness import moto_rbin  # noqa: E402
 from tests.harness import moto_s3_conditional  # noqa: E402
 from tests.harness import moto_s3_listing  # noqa: E402
+from tests.harness import moto_snapshot_lock  # noqa: E402
 from tests.harness import moto_snapshot_permissions  # noqa: E402
 from tests.harness import moto_ssm_agent  # noqa: E402
 from tests.harness import moto_sts  # noqa: E402
@@ -109,6 +118,9 @@ def apply_conformance_patches():
     moto_snapshot_permissions.apply()
     moto_copy.apply()
     moto_ssm_agent.apply()
+    moto_snapshot_lock.apply()
+    moto_image_protection.apply()
+    moto_rbin.apply()
     _PATCHED = True
 
 

@@ -336,6 +336,8 @@ class BackupCoverageMerge:
         document = json.loads(self.report.read_text())
         assert [row["host"] for row in document["hosts"]] == ["210987654321-us-east-1", "123456789012-us-east-1"]
         assert document["failed_hosts"] == ["210987654321-us-east-1"]
+
+
 def copies_of(ec2):
     """The managed copies in a region, by source id."""
     found = {}
@@ -378,9 +380,72 @@ class BackupCopy:
         assert before == {} and sorted(after) == sorted(self.sources)
 
 
+class AmiPurgeUnprotecting(AmiPurge):
+    """The expired AMI has deregistration protection; the purge may remove it."""
+
+    feature = {"name": "ami_purge", "remove_deregistration_protection": True}
+    completes_before = {"ec2:DeleteSnapshot", "ec2:DeregisterImage"}
+
+    def seed(self, aws, tmp_path):
+        super().seed(aws, tmp_path)
+        aws.ec2(REGION).enable_image_deregistration_protection(ImageId=self.expired)
+        return {"remove_deregistration_protection": True}
+
+
+class VaultGuard:
+    """Locks a managed snapshot, protects a managed AMI, creates one retention rule and updates and locks another."""
+
+    feature = {"name": "vault_guard", "recycle_bin": True}
+    # Snapshots are locked, then AMIs protected, then the rules changed: each step is independent, so a
+    # denied one leaves the others done (a denied Describe or List changes nothing).
+    completes_before = {
+        "ec2:LockSnapshot",
+        "ec2:EnableImageDeregistrationProtection",
+        "rbin:CreateRule",
+        "rbin:UpdateRule",
+        "rbin:LockRule",
+    }
+    recycle_bin = {"retention_days": 14, "selection": "region", "lock": True}
+
+    def seed(self, aws, tmp_path):
+        from ansible_collections.opsvault.aws_backup.plugins.module_utils.guard import rule_description
+
+        ec2 = aws.ec2(REGION)
+        [instance] = fleet.launch(ec2, {"Name": "db"})
+        volume = root_volume(ec2, instance)
+        self.snapshot = snapshot(ec2, volume, dict(MANAGED, DeleteOn="2999-01-01", VolumeId=volume))
+        self.image = ec2.create_image(
+            InstanceId=instance,
+            Name="guarded",
+            TagSpecifications=tag_specs("image", dict(MANAGED, DeleteOn="2999-01-01", SourceInstanceId=instance)),
+        )["ImageId"]
+        aws.client("rbin", REGION).create_rule(
+            ResourceType="EBS_SNAPSHOT",
+            RetentionPeriod={"RetentionPeriodValue": 7, "RetentionPeriodUnit": "DAYS"},
+            Description=rule_description("EBS_SNAPSHOT", "region"),
+        )
+        return {"recycle_bin": self.recycle_bin}
+
+    def state(self, aws):
+        ec2, rbin = aws.ec2(REGION), aws.client("rbin", REGION)
+        locks = sorted(item["SnapshotId"] for item in ec2.describe_locked_snapshots()["Snapshots"])
+        protection = [image["DeregistrationProtection"] for image in managed_images(ec2)]
+        rules = sorted(
+            (kind, rule.get("LockState"), rule["RetentionPeriod"]["RetentionPeriodValue"])
+            for kind in ("EBS_SNAPSHOT", "EC2_IMAGE")
+            for rule in rbin.list_rules(ResourceType=kind)["Rules"]
+        )
+        return locks, protection, rules
+
+    def succeeded(self, aws, before, after):
+        assert before == ([], ["disabled"], [("EBS_SNAPSHOT", None, 7)])
+        assert after == ([self.snapshot], ["enabled"], [("EBS_SNAPSHOT", "locked", 14), ("EC2_IMAGE", "locked", 14)])
+
+
 SCENARIOS = [
     AmiBackup(),
     AmiPurge(),
+    AmiPurgeUnprotecting(),
     EbsSnapshot("volume"),
     EbsSnapshot("instance"),
     SnapshotPurge("delete"),
@@ -394,6 +459,7 @@ SCENARIOS = [
     BackupCoverage(),
     BackupCoverageMerge(),
     BackupCopy(),
+    VaultGuard(),
 ]
 
 

@@ -51,6 +51,12 @@ PLAYBOOKS = {
         "backup_copy_result",
         ("destinations",),
     ),
+    "vault_guard": (
+        "Lock snapshots, protect AMIs and keep the Recycle Bin rules",
+        "Summarise the locks",
+        "vault_guard_result",
+        (),
+    ),
 }
 EC2_PLAYBOOKS = ["ami_backup", "ami_purge", "ebs_snapshot", "snapshot_purge"]
 
@@ -63,7 +69,7 @@ CONNECTION_OPTIONS = (
 )
 # Over the accounts inventory these playbooks take the region, role and external id from each host.
 HOST_OPTIONS = {"region": "aws_region", "assume_role_arn": "aws_role_arn", "external_id": "aws_external_id"}
-ACCOUNT_PLAYBOOKS = ("ami_backup", "ami_purge", "ebs_snapshot", "snapshot_purge", "backup_copy")
+ACCOUNT_PLAYBOOKS = ("ami_backup", "ami_purge", "ebs_snapshot", "snapshot_purge", "backup_copy", "vault_guard")
 
 
 @functools.lru_cache(maxsize=None)

@@ -35,9 +35,37 @@ def test_filter_is_registered_under_its_name():
                 "ec2:DeleteSnapshot",
                 "ec2:DeregisterImage",
                 "ec2:DescribeImages",
+                "ec2:DescribeLockedSnapshots",
                 "ec2:DescribeRegions",
                 "ec2:DescribeSnapshots",
             ],
+        ),
+        (
+            {"name": "ami_purge", "remove_deregistration_protection": True},
+            [
+                "ec2:DeleteSnapshot",
+                "ec2:DeregisterImage",
+                "ec2:DescribeImages",
+                "ec2:DescribeLockedSnapshots",
+                "ec2:DescribeRegions",
+                "ec2:DescribeSnapshots",
+                "ec2:DisableImageDeregistrationProtection",
+            ],
+        ),
+        (
+            "vault_guard",
+            [
+                "ec2:DescribeImages",
+                "ec2:DescribeLockedSnapshots",
+                "ec2:DescribeRegions",
+                "ec2:DescribeSnapshots",
+                "ec2:EnableImageDeregistrationProtection",
+                "ec2:LockSnapshot",
+            ],
+        ),
+        (
+            {"name": "vault_guard", "lock_snapshots": False, "protect_images": False, "recycle_bin": True},
+            ["ec2:DescribeRegions", "rbin:CreateRule", "rbin:ListRules", "rbin:LockRule", "rbin:UpdateRule"],
         ),
         (
             "ebs_snapshot",
@@ -63,7 +91,13 @@ def test_filter_is_registered_under_its_name():
         ),
         (
             "snapshot_purge",
-            ["ec2:DeleteSnapshot", "ec2:DescribeImages", "ec2:DescribeRegions", "ec2:DescribeSnapshots"],
+            [
+                "ec2:DeleteSnapshot",
+                "ec2:DescribeImages",
+                "ec2:DescribeLockedSnapshots",
+                "ec2:DescribeRegions",
+                "ec2:DescribeSnapshots",
+            ],
         ),
         (
             {"name": "snapshot_purge", "action": "archive"},
@@ -71,13 +105,14 @@ def test_filter_is_registered_under_its_name():
         ),
         (
             {"name": "snapshot_purge", "action": "report"},
-            ["ec2:DescribeImages", "ec2:DescribeRegions", "ec2:DescribeSnapshots"],
+            ["ec2:DescribeImages", "ec2:DescribeLockedSnapshots", "ec2:DescribeRegions", "ec2:DescribeSnapshots"],
         ),
         (
             {"name": "snapshot_purge", "stale": "volume_gone"},
             [
                 "ec2:DeleteSnapshot",
                 "ec2:DescribeImages",
+                "ec2:DescribeLockedSnapshots",
                 "ec2:DescribeRegions",
                 "ec2:DescribeSnapshots",
                 "ec2:DescribeVolumes",
@@ -89,6 +124,7 @@ def test_filter_is_registered_under_its_name():
                 "ec2:DeleteSnapshot",
                 "ec2:DescribeImages",
                 "ec2:DescribeInstances",
+                "ec2:DescribeLockedSnapshots",
                 "ec2:DescribeRegions",
                 "ec2:DescribeSnapshots",
                 "ec2:DescribeVolumes",

@@ -29,9 +29,16 @@ def test_describe_region_follows_next_token(stub_client):
         {"Images": [{"ImageId": "ami-2"}]},
         {"Owners": ["self"], "IncludeDisabled": True, "NextToken": "page-2"},
     )
+    stubber.add_response(
+        "describe_locked_snapshots",
+        {"Snapshots": [{"SnapshotId": "snap-1", "LockState": "governance"}]},
+        {"MaxResults": 1000},
+    )
+    purge = job({"eu-west-1": client})
     with stubber:
-        images = job({"eu-west-1": client}).describe("eu-west-1")
+        images = purge.describe("eu-west-1")
     assert [image["ImageId"] for image in images] == ["ami-1", "ami-2"]
+    assert list(purge.locks["eu-west-1"]) == ["snap-1"]
 
 
 def owners_filter(snapshot_ids, **extra):
@@ -117,6 +124,8 @@ def test_each_snapshot_goes_right_after_its_last_ami_and_never_after_a_failed_de
         owners_filter(["snap-in-use", "snap-foreign"]),
     )
     delete_stubber.add_client_error("delete_snapshot", "InvalidSnapshot.InUse", "in use by ami-x")
+    # A failed delete is checked against the snapshot's lock (one set after the plan is no failure): none here.
+    delete_stubber.add_response("describe_locked_snapshots", {"Snapshots": []}, {"SnapshotIds": ["snap-in-use"]})
     to_delete = [
         snapshot("snap-ok", "ami-ok"),
         snapshot("snap-shared", "ami-ok", "ami-refused"),

@@ -60,10 +60,22 @@ def test_purge_describe_follows_next_token_and_filters_server_side(stubbed):
         "describe_images", {"Images": [{"ImageId": "ami-2"}]}, {"Owners": ["self"], "NextToken": "images-2"}
     )
 
+    stubber.add_response(
+        "describe_locked_snapshots",
+        {"Snapshots": [{"SnapshotId": "snap-1", "LockState": "governance"}], "NextToken": "locks-2"},
+        {"MaxResults": 1000},
+    )
+    stubber.add_response(
+        "describe_locked_snapshots",
+        {"Snapshots": [{"SnapshotId": "snap-3", "LockState": "compliance"}]},
+        {"MaxResults": 1000, "NextToken": "locks-2"},
+    )
+
     data = snapshot_purge.describe_region(client, purge_options())
 
     assert [item["SnapshotId"] for item in data["snapshots"]] == ["snap-1", "snap-2", "snap-3"]
     assert [item["ImageId"] for item in data["images"]] == ["ami-1", "ami-2"]
+    assert sorted(data["locks"]) == ["snap-1", "snap-3"]
 
 
 def test_purge_describe_for_stale_unattached_lists_volumes_and_running_instances(stubbed):
@@ -77,6 +89,7 @@ def test_purge_describe_for_stale_unattached_lists_volumes_and_running_instances
         {"Reservations": [{"Instances": [{"InstanceId": "i-1"}, {"InstanceId": "i-2"}]}]},
         {"Filters": [{"Name": "instance-state-name", "Values": ["running"]}]},
     )
+    stubber.add_response("describe_locked_snapshots", {"Snapshots": []}, {"MaxResults": 1000})
 
     data = snapshot_purge.describe_region(client, purge_options(stale="unattached", stale_include_unmanaged=True))
 
