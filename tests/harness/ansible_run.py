@@ -99,11 +99,8 @@ def environment(endpoint=None, extra=None):
     return env
 
 
-def run_playbook(
-    playbook, workdir, endpoint=None, extra_vars=None, check=False, env=None, timeout=600, inventory=None, options=()
-):
-    """Run a playbook (a path, an FQCN, or a list of plays to write out) and return a PlaybookRun;
-    ``inventory`` is an inventory source, ``options`` more ansible-playbook arguments (``["-f", "10"]``)."""
+def playbook_command(playbook, workdir, extra_vars=None, check=False, inventory=None, options=()):
+    """The ansible-playbook command line of ``run_playbook``'s arguments (a list of plays is written out)."""
     if isinstance(playbook, list):
         path = Path(workdir) / "playbook-{0}.yml".format(len(list(Path(workdir).glob("playbook-*.yml"))))
         path.write_text(yaml.safe_dump(playbook, sort_keys=False))
@@ -113,6 +110,29 @@ def run_playbook(
         command += ["-e", json.dumps(extra_vars)]
     if check:
         command.append("--check")
+    return command
+
+
+def start_playbook(playbook, workdir, endpoint=None, extra_vars=None, env=None, output=None):
+    """Start ``run_playbook``'s run without waiting, in a session of its own (``processes.kill_tree`` ends it);
+    its standard output and error go to the file ``output`` (default: nowhere). Returns the Popen."""
+    with open(output or os.devnull, "w") as stream:
+        return subprocess.Popen(
+            playbook_command(playbook, workdir, extra_vars),
+            cwd=str(workdir),
+            env=environment(endpoint, env),
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def run_playbook(
+    playbook, workdir, endpoint=None, extra_vars=None, check=False, env=None, timeout=600, inventory=None, options=()
+):
+    """Run a playbook (a path, an FQCN, or a list of plays to write out) and return a PlaybookRun;
+    ``inventory`` is an inventory source, ``options`` more ansible-playbook arguments (``["-f", "10"]``)."""
+    command = playbook_command(playbook, workdir, extra_vars, check, inventory, options)
     process = subprocess.run(
         command,
         cwd=str(workdir),
