@@ -23,6 +23,8 @@ agent for the instances launched from an AMI (``install_agent(image_id, outputs)
 output of each command line it knows (``{line: (exit_code, stdout)}``). A line the agent does not
 know fails as a shell does, with exit code 127 and ``command not found``. Instances launched from
 an AMI without an agent are not managed nodes. Nothing runs: the outputs are the test's.
+A test can also make a line take as long as it needs (``hold(line)``): the invocations of a script
+with that line stay ``InProgress`` until ``release(line)``.
 """
 
 import datetime
@@ -34,6 +36,8 @@ from moto.ssm.responses import SimpleSystemManagerResponse
 
 # {image id: {command line: (exit code, stdout)}}: the simulated agents, emptied by ``reset``.
 AGENTS = {}
+# Command lines whose invocations stay InProgress until released.
+HELD = set()
 OUTPUT_LIMIT = 24000
 _PATCHED = False
 
@@ -43,8 +47,18 @@ def install_agent(image_id, outputs):
     AGENTS[image_id] = dict(outputs)
 
 
+def hold(line):
+    """The invocations of a script with ``line`` stay ``InProgress`` until ``release(line)``."""
+    HELD.add(line)
+
+
+def release(line):
+    HELD.discard(line)
+
+
 def reset():
     AGENTS.clear()
+    HELD.clear()
 
 
 class InvalidInstanceId(SSMException):
@@ -111,7 +125,7 @@ def apply():
                 ResponseCode=-1,
                 StandardOutputContent="",
                 StandardErrorContent="",
-                final=(final, code, stdout, stderr),
+                final=(final, code, stdout, stderr, tuple(lines)),
             )
         return ActionResult({"Command": command.response_object()})
 
@@ -119,11 +133,11 @@ def apply():
         answer = original_get_command_invocation(self)
         invocation = answer.result
         if "final" in invocation:
-            # The first look finds the command still running on the instance; the next, its result.
-            if invocation["Status"] == "Pending":
+            # The first look finds the command still running on the instance; the next, its result (unless held).
+            final, code, stdout, stderr, lines = invocation["final"]
+            if invocation["Status"] == "Pending" or HELD.intersection(lines):
                 invocation.update(Status="InProgress", StatusDetails="InProgress")
             else:
-                final, code, stdout, stderr = invocation["final"]
                 invocation.update(
                     Status=final,
                     StatusDetails=final,
