@@ -2,28 +2,47 @@
 
 import datetime
 import json
+import time
 
 from moto.ec2.models.instances import Instance
 
 from tests.harness import fleet
 from tests.harness import moto_ssm_agent
+from tests.harness import processes
 from tests.harness.ansible_run import run_playbook
+from tests.harness.ansible_run import short_name
+from tests.harness.ansible_run import start_playbook
 from tests.integration.test_instance_restore import backup
 
 REGION = "us-east-1"
 TODAY = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
 LIVE = ["pending", "running", "stopping", "stopped", "shutting-down"]
 GONE = ("deleted", "deleting")
+PLAYBOOK = "opsvault.aws_backup.restore_drill"
+
+
+def drill_variables(tmp_path, **variables):
+    return dict({"restore_drill_report_path": str(tmp_path / "drill")}, **variables)
 
 
 def drill(aws, tmp_path, **variables):
     return run_playbook(
-        "opsvault.aws_backup.restore_drill",
+        PLAYBOOK,
         tmp_path,
         endpoint=aws.endpoint,
-        extra_vars=dict({"restore_drill_report_path": str(tmp_path / "drill")}, **variables),
+        extra_vars=drill_variables(tmp_path, **variables),
         env={"AWS_REGION": REGION},
     )
+
+
+def ssm_instance_profile(aws, name="drill-ssm"):
+    """An instance profile for the restored instances (the simulated SSM Agent does not look at it)."""
+    iam = aws.client("iam", REGION)
+    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)
+    iam.create_instance_profile(InstanceProfileName=name)
+    iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
+    return name
 
 
 def leftovers(ec2):
@@ -139,17 +158,13 @@ def test_a_check_command_that_fails_fails_its_item_and_the_job_and_the_drill_sti
     web_image, db_image = backup(ec2, web, 1), backup(ec2, db, 1)
     moto_ssm_agent.install_agent(web_image, {"systemctl is-active app": (0, "active\n"), "cat /etc/role": (0, "web\n")})
     moto_ssm_agent.install_agent(db_image, {"systemctl is-active app": (3, "failed\n"), "cat /etc/role": (0, "db\n")})
-    iam = aws.client("iam", REGION)
-    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
-    iam.create_role(RoleName="drill-ssm", AssumeRolePolicyDocument=trust)
-    iam.create_instance_profile(InstanceProfileName="drill-ssm")
-    iam.add_role_to_instance_profile(InstanceProfileName="drill-ssm", RoleName="drill-ssm")
+    profile = ssm_instance_profile(aws)
     commands = [
         {"name": "app", "command": "systemctl is-active app", "expect": "^active$"},
         {"name": "role", "command": "cat /etc/role"},
     ]
 
-    run = drill(aws, tmp_path, restore_drill_commands=commands, restore_drill_instance_profile="drill-ssm")
+    run = drill(aws, tmp_path, restore_drill_commands=commands, restore_drill_instance_profile=profile)
 
     assert run.rc != 0
     assert leftovers(ec2) == NOTHING
@@ -185,3 +200,80 @@ def test_a_sample_size_that_is_not_a_number_fails_naming_the_value_before_any_ch
         run.role_result("Check the sample size")["msg"]
     )
     assert leftovers(ec2) == NOTHING and not (tmp_path / "drill.json").exists()
+
+
+def checked_instance(ec2, ssm, process, log, timeout=120):
+    """The restored instance a drill's check command was sent to, polled for while the run goes on."""
+    deadline = time.monotonic() + timeout
+    tagged = [{"Name": "tag-key", "Values": ["RestoreDrill"]}, {"Name": "instance-state-name", "Values": ["running"]}]
+    while True:
+        assert process.poll() is None, "the drill ended (rc {0}) before it was killed:\n{1}".format(
+            process.returncode, log.read_text()[-3000:]
+        )
+        for reservation in ec2.describe_instances(Filters=tagged)["Reservations"]:
+            for instance in reservation["Instances"]:
+                if ssm.list_commands(InstanceId=instance["InstanceId"])["Commands"]:
+                    return instance
+        assert time.monotonic() < deadline, "no check command reached a restored instance in {0} s".format(timeout)
+        time.sleep(0.5)
+
+
+def first_result(run, name):
+    """The result of the first task with this name: in a drill, the sweep before the restore."""
+    return next(task for task in run.tasks if short_name(task) == name)
+
+
+def test_a_drill_killed_between_launch_and_cleanup_leaves_its_resources_and_the_next_drill_sweeps_them(aws, tmp_path):
+    ec2, ssm = aws.ec2(REGION), aws.client("ssm", REGION)
+    [web] = fleet.launch(ec2, {"Backup": "", "Name": "web"})
+    web_image = backup(ec2, web, 1)
+    # The check command runs until released: the drill is caught with its instance launched and not cleaned up.
+    moto_ssm_agent.install_agent(web_image, {"systemctl is-active app": (0, "active\n")})
+    moto_ssm_agent.hold("systemctl is-active app")
+    commands = [{"name": "app", "command": "systemctl is-active app", "expect": "^active$"}]
+    variables = drill_variables(
+        tmp_path, restore_drill_commands=commands, restore_drill_instance_profile=ssm_instance_profile(aws)
+    )
+    log = tmp_path / "killed-drill.log"
+    process = start_playbook(PLAYBOOK, tmp_path, aws.endpoint, variables, env={"AWS_REGION": REGION}, output=log)
+    try:
+        restored = checked_instance(ec2, ssm, process, log)
+    finally:
+        killed = processes.kill_tree(process)
+        moto_ssm_agent.release("systemctl is-active app")
+
+    # SIGKILL for the whole tree, the module in its own session too: nothing of the first run cleaned up.
+    assert any("AnsiballZ_instance_check" in command for command in killed.values()), killed
+    left = leftovers(ec2)
+    assert all(left.values()), left
+    assert restored["InstanceId"] in left["instances"] and len(left["endpoints"]) == 3
+    [killed_vpc] = left["vpcs"]
+    killed_run = fleet.tags_of(restored)["RestoreDrill"]
+    assert not (tmp_path / "drill.json").exists()
+
+    run = drill(aws, tmp_path)
+
+    assert run.rc == 0, run.stdout[-3000:]
+    assert leftovers(ec2) == NOTHING
+    [instance] = ec2.describe_instances(InstanceIds=[restored["InstanceId"]])["Reservations"][0]["Instances"]
+    assert instance["State"]["Name"] == "terminated"
+    report = json.loads((tmp_path / "drill.json").read_text())
+    assert report["run_id"] != killed_run and (int(report["passed"]), int(report["failed"])) == (1, 0)
+    assert [item["backup"] for item in report["items"]] == [web_image]
+    # The report lists what the drill restored, not what it swept: the sweep's own results say that.
+    assert first_result(run, "Terminate the drill's instances")["terminate_success"] == [restored["InstanceId"]]
+    swept = {
+        name: sorted(item["item"][key] for item in first_result(run, name)["results"])
+        for name, key in [
+            ("Delete the drill's VPC endpoints", "vpc_endpoint_id"),
+            ("Delete the drill's security groups", "group_id"),
+            ("Delete the drill's subnets", "id"),
+            ("Delete the drill's VPCs", "id"),
+        ]
+    }
+    assert swept == {
+        "Delete the drill's VPC endpoints": sorted(left["endpoints"]),
+        "Delete the drill's security groups": sorted(left["groups"]),
+        "Delete the drill's subnets": sorted(left["subnets"]),
+        "Delete the drill's VPCs": [killed_vpc],
+    }
