@@ -813,6 +813,8 @@ def test_backup_copy_to_a_vault_account_fails_naming_the_action_removed_from_eit
         assert len(copied) < len(sources), copied
     else:
         assert copied == {}
+
+
 # ---------------------------------------------------------------- the restore drill's own policy
 
 DRILL_FEATURE = {"name": "restore_drill", "commands": True, "volumes": True, "report_bucket": "drill-reports"}

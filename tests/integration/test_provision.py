@@ -63,7 +63,15 @@ def test_provision_creates_the_stack_and_the_instance_has_the_profile(aws, tmp_p
     version = iam.get_policy_version(PolicyArn=policy_arn, VersionId="v1")["PolicyVersion"]["Document"]
     document = json.loads(urllib.parse.unquote(version)) if isinstance(version, str) else version
     assert document == policy_document(
-        ["ami_backup", "ami_purge", "ebs_snapshot", "snapshot_purge", {"name": "s3_mirror", "bucket": "seed-images"}]
+        [
+            "ami_backup",
+            "ami_purge",
+            "ebs_snapshot",
+            "snapshot_purge",
+            "backup_coverage",
+            "restore_drill",
+            {"name": "s3_mirror", "bucket": "seed-images"},
+        ]
     )
 
     rerun = provision(aws, tmp_path, provision_backup_host_bucket_name="seed-images")
