@@ -21,13 +21,12 @@ nothing again.  AWS's rules checked before any change:
 """
 
 import hashlib
-import random
 import re
 import threading
 import time
 
 try:
-    from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+    from botocore.exceptions import WaiterError
 except ImportError:
     pass  # AnsibleAWSModule reports the missing SDK
 
@@ -39,12 +38,10 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import ima
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import MAX_ATTEMPTS
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import paginate
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ebs import COPIED_SNAPSHOT_VOLUME_ID
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.ebs import THROTTLING_CODES
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ebs import is_ebs_backup
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.ebs import outcome_unknown
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.ebs import make_without_doubles
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ebs import tag_filter
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import PLANNED
-from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import error_code
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import error_entry
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import skipped_entry
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.retention import parse_retention
@@ -612,28 +609,22 @@ def copy_snapshot_once(copy_client, describe_client, item, attempts=MAX_ATTEMPTS
     a lost connection, a copy that attempt made is looked up by its provenance tags and adopted first.
     Returns ``(snapshot id, state)``.
     """
-    for attempt in range(1, attempts + 1):
-        try:
-            response = copy_client.copy_snapshot(
-                SourceSnapshotId=item["source_id"],
-                SourceRegion=item["source_region"],
-                Description=item["description"],
-                TagSpecifications=boto3_tag_specifications(item["tags"], [SNAPSHOT]),
-                **encryption(item)
-            )
-            return response["SnapshotId"], "pending"
-        except (BotoCoreError, ClientError) as exc:
-            unknown = outcome_unknown(exc)
-            if not unknown and error_code(exc) not in THROTTLING_CODES:
-                raise
-            sleep(min(20.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0))
-            if unknown:
-                made = _copies_of(describe_client, item)
-                if made:
-                    return made[0]["SnapshotId"], made[0].get("State")
-            if attempt == attempts:
-                raise
-    raise AssertionError("unreachable")
+
+    def copy():
+        response = copy_client.copy_snapshot(
+            SourceSnapshotId=item["source_id"],
+            SourceRegion=item["source_region"],
+            Description=item["description"],
+            TagSpecifications=boto3_tag_specifications(item["tags"], [SNAPSHOT]),
+            **encryption(item)
+        )
+        return response["SnapshotId"], "pending"
+
+    def made():
+        copies = _copies_of(describe_client, item)
+        return (copies[0]["SnapshotId"], copies[0].get("State")) if copies else None
+
+    return make_without_doubles(copy, made, attempts, sleep)
 
 
 def copy_states(client, kind, ids, wait_timeout=None):

@@ -494,20 +494,36 @@ def create_once(create_client, describe_client, item, known_ids, attempts=MAX_AT
     or a lost connection, the snapshots that attempt took are looked up (after the backoff, for EC2's
     eventual consistency) and adopted before any new attempt.
     """
+
+    def adopted():
+        taken = taken_in_this_run(describe_client, item, known_ids)
+        return adopted_results(item, taken) if taken else None
+
+    return make_without_doubles(lambda: create_snapshots(create_client, item), adopted, attempts, sleep)
+
+
+def make_without_doubles(make, find_made, attempts=MAX_ATTEMPTS, sleep=time.sleep):
+    """``make()`` for a call that has no idempotency token, never making two of what it makes.
+
+    Throttled calls are sent again after a backoff; after a 5xx or a lost connection, ``find_made()``
+    (after the backoff, for EC2's eventual consistency) returns what that attempt made, or None, and
+    what it returns is adopted before any new attempt.
+    """
     for attempt in range(1, attempts + 1):
         try:
-            return create_snapshots(create_client, item)
+            return make()
         except (BotoCoreError, ClientError) as exc:
             unknown = outcome_unknown(exc)
             if not unknown and error_code(exc) not in THROTTLING_CODES:
                 raise
             sleep(min(20.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0))
             if unknown:
-                taken = taken_in_this_run(describe_client, item, known_ids)
-                if taken:
-                    return adopted_results(item, taken)
+                made = find_made()
+                if made is not None:
+                    return made
             if attempt == attempts:
                 raise
+    raise AssertionError("unreachable")
 
 
 # ---------------------------------------------------------------- purge plan
