@@ -144,21 +144,25 @@ def clients_for(module, service, config, regions=None, text_timestamps=False):
     """``{region: client}`` for ``regions`` (default: the module's region), from the module's shared session."""
     regions = regions or [get_aws_connection_info(module)[0]]
     try:
-        session, endpoint_url, connect_kwargs = shared_session(module, text_timestamps)
-        client_kwargs = dict(connect_kwargs)
-        user_config = client_kwargs.pop("aws_config", None)
-        if user_config is not None:
-            config = config.merge(user_config)
-        return {
-            region: session.client(
-                service, region_name=region, endpoint_url=endpoint_url, config=config, **client_kwargs
-            )
-            for region in regions
-        }
+        return _clients(shared_session(module, text_timestamps), service, regions, config)
     except (BotoCoreError, ValueError) as exc:
         module.fail_json_aws(
             exc, msg="Could not create {0} clients for {1}".format(service, ", ".join(map(str, regions)))
         )
+
+
+def _clients(session_parts, service, regions, config):
+    """``{region: client}`` from ``(session, endpoint_url, connection kwargs)``, a user's ``aws_config``
+    merged over ``config``."""
+    session, endpoint_url, connect_kwargs = session_parts
+    client_kwargs = dict(connect_kwargs)
+    user_config = client_kwargs.pop("aws_config", None)
+    if user_config is not None:
+        config = config.merge(user_config)
+    return {
+        region: session.client(service, region_name=region, endpoint_url=endpoint_url, config=config, **client_kwargs)
+        for region in regions
+    }
 
 
 def client_for(module, service, region, config=None):
@@ -212,17 +216,7 @@ def role_clients(module, service, regions, role, config):
             )
             client_kwargs = {key: value for key, value in connect_kwargs.items() if key not in _CREDENTIAL_KEYS}
             roles[role["role_arn"]] = (boto3.session.Session(botocore_session=core), endpoint_url, client_kwargs)
-        session, endpoint_url, client_kwargs = roles[role["role_arn"]]
-        client_kwargs = dict(client_kwargs)
-        user_config = client_kwargs.pop("aws_config", None)
-        if user_config is not None:
-            config = config.merge(user_config)
-        return {
-            region: session.client(
-                service, region_name=region, endpoint_url=endpoint_url, config=config, **client_kwargs
-            )
-            for region in regions
-        }
+        return _clients(roles[role["role_arn"]], service, regions, config)
     except (BotoCoreError, ClientError, ValueError) as exc:
         message = "Could not assume role {0}".format(role["role_arn"])
         if role.get("external_id"):
