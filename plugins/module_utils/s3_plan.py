@@ -97,33 +97,28 @@ def parse_file_limit(value, option):
 
 def change_limit_exceeded(to_replace, indexed, max_changed):
     """None when ``to_replace`` mirrored files may be replaced in one run, else the reason."""
-    if max_changed is None or to_replace == 0:
-        return None
-    number, is_percent = max_changed
-    if is_percent:
-        share = 100.0 * to_replace / indexed if indexed else 100.0
-        if share > number:
-            return "{0} of {1} mirrored files ({2:.1f}%) would be replaced by changed objects; max_changed is {3:g}%".format(
-                to_replace, indexed, share, number
-            )
-        return None
-    if to_replace > number:
-        return "{0} mirrored files would be replaced by changed objects; max_changed is {1}".format(to_replace, number)
-    return None
+    return _limit_exceeded(
+        to_replace, indexed, max_changed, "max_changed", "mirrored files", "would be replaced by changed objects"
+    )
 
 
 def delete_limit_exceeded(to_delete, indexed, max_delete):
     """None when ``to_delete`` files may go, else the reason (``max_delete`` from parse_max_delete)."""
-    if max_delete is None or to_delete == 0:
+    return _limit_exceeded(to_delete, indexed, max_delete, "max_delete", "files", "would be deleted")
+
+
+def _limit_exceeded(count, indexed, limit, option, counted, outcome):
+    """None when ``count`` of ``indexed`` mirrored files are within ``limit`` (``(number, is_percent)``)."""
+    if limit is None or count == 0:
         return None
-    number, is_percent = max_delete
+    number, is_percent = limit
     if is_percent:
-        share = 100.0 * to_delete / indexed if indexed else 100.0
+        share = 100.0 * count / indexed if indexed else 100.0
         if share > number:
-            return "{0} of {1} mirrored files ({2:.1f}%) would be deleted; max_delete is {3:g}%".format(
-                to_delete, indexed, share, number
+            return "{0} of {1} mirrored files ({2:.1f}%) {3}; {4} is {5:g}%".format(
+                count, indexed, share, outcome, option, number
             )
         return None
-    if to_delete > number:
-        return "{0} files would be deleted; max_delete is {1}".format(to_delete, number)
+    if count > number:
+        return "{0} {1} {2}; {3} is {4}".format(count, counted, outcome, option, number)
     return None
