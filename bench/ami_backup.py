@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.memory import PeakMemory
@@ -29,15 +30,18 @@ def spread(total, regions):
 
 
 def seed_fleet(moto_endpoint, instances, regions):
-    """Launch ``instances`` running instances tagged Backup, spread over ``regions``, straight into moto."""
-    launched = {}
-    for region, count in spread(instances, regions).items():
+    """Launch ``instances`` running instances tagged Backup, spread over ``regions``, straight into moto,
+    one instance per launch as fleets grow (DescribeInstances pages count reservations)."""
+
+    def launch_region(region_count):
+        region, count = region_count
         ec2 = fleet.client(moto_endpoint, "ec2", region)
-        launched[region] = []
-        while len(launched[region]) < count:
-            batch = min(250, count - len(launched[region]))
-            launched[region] += fleet.launch(ec2, {"Backup": "", "Retention": "7"}, count=batch)
-    return launched
+        with ThreadPoolExecutor(4) as pool:
+            launched = pool.map(lambda _n: fleet.launch(ec2, {"Backup": "", "Retention": "7"}), range(count))
+            return region, [instance_id for ids in launched for instance_id in ids]
+
+    with ThreadPoolExecutor(len(regions)) as pool:
+        return dict(pool.map(launch_region, spread(instances, regions).items()))
 
 
 def images_per_instance(moto_endpoint, launched):

@@ -13,9 +13,10 @@ import boto3
 
 
 def backup_region(ec2, stamp, today):
-    reservations = ec2.describe_instances(
+    answer = ec2.get_paginator("describe_instances").paginate(
         Filters=[{"Name": "tag-key", "Values": ["Backup"]}, {"Name": "instance-state-name", "Values": ["running"]}]
-    )["Reservations"]
+    )
+    reservations = [reservation for page in answer for reservation in page["Reservations"]]
     created = 0
     for instance in (instance for reservation in reservations for instance in reservation["Instances"]):
         tags = {tag["Key"]: tag["Value"] for tag in instance.get("Tags", [])}

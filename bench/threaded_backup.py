@@ -18,10 +18,10 @@ CONFIG = botocore.config.Config(retries={"mode": "adaptive", "max_attempts": 12}
 
 
 def instances(ec2):
-    reservations = ec2.describe_instances(
+    answer = ec2.get_paginator("describe_instances").paginate(
         Filters=[{"Name": "tag-key", "Values": ["Backup"]}, {"Name": "instance-state-name", "Values": ["running"]}]
-    )["Reservations"]
-    return [instance["InstanceId"] for reservation in reservations for instance in reservation["Instances"]]
+    )
+    return [instance["InstanceId"] for page in answer for r in page["Reservations"] for instance in r["Instances"]]
 
 
 def main():

@@ -186,6 +186,20 @@ def pages(client, operation, **params):
     return client.get_paginator(operation).paginate(**params)
 
 
+def growing_pages(client, operation, first=50, largest=1000, **params):
+    """The pages of a Describe call with MaxResults doubling from ``first`` to ``largest``: the first
+    page comes back soon, so a streamed job starts its work while the rest is described; the later
+    pages are large, so a big fleet takes few calls."""
+    size, token = first, None
+    while True:
+        page = getattr(client, operation)(MaxResults=size, **dict(params, **({"NextToken": token} if token else {})))
+        yield page
+        token = page.get("NextToken")
+        if not token:
+            return
+        size = min(2 * size, largest)
+
+
 def account_id_of(module, region):
     """The account's id (sts:GetCallerIdentity), to check the owner of what Describe calls return."""
     try:

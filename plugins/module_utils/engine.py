@@ -14,6 +14,11 @@ A module subclasses ``RegionalJob`` with its describe, its planner call and its 
 4. check each region before its first change (``check_region``), then apply the items
    round-robin over the regions, so every region's rate limits drain at once, or in check mode
    preview them (``state: planned``), with zero mutating calls;
+   A job whose items are independent of each other (``streamed = True``, e.g. a backup, never a
+   purge) pipelines steps 2 to 4: its ``describe`` yields the region's data in parts as the pages
+   arrive, each part is planned at once and its items applied while the regions are still being
+   described, so the first change goes out before the last describe page (``check_region`` and
+   ``after_plan`` are not called for it);
 5. exit with one result vocabulary: the done items under the module's plural key,
    ``skipped_resources``, ``errors``, ``regions``, a readable ``msg``; fail after everything
    else was done when any item failed.
@@ -26,6 +31,7 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils import values
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import account_id_of
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import regional_clients
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.fanout import by_region
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.fanout import run_as_produced
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.fanout import run_concurrently
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.regions import target_regions
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.results import PLANNED
@@ -72,6 +78,7 @@ class RegionalJob:
     service = "ec2"
     action = "apply"
     needs_account_id = False
+    streamed = False
 
     def __init__(self, module, options, regions, clients, account_id=None):
         self.module = module
@@ -96,11 +103,12 @@ class RegionalJob:
     # ------------------------------------------------------------ the module's part
 
     def describe(self, region):
-        """What the planner needs of one region: paginated, filtered Describe calls."""
+        """What the planner needs of one region: paginated, filtered Describe calls.  A streamed job's
+        describe is a generator of parts, each of which ``plan_region`` plans on its own."""
         raise NotImplementedError
 
     def plan_region(self, region, described):
-        """The planner's call for one region; returns ``plan(...)``."""
+        """The planner's call for one region (or one part of it, for a streamed job); returns ``plan(...)``."""
         raise NotImplementedError
 
     def apply(self, item):
@@ -131,16 +139,22 @@ class RegionalJob:
     # ------------------------------------------------------------ the pipeline
 
     def run(self):
+        if self.streamed:
+            self.exit(self.result_keys(self.described_planned_and_applied()))
+            return
         plans = self.describe_and_plan()
         plans = self.checked(plans)
         todo = [item for region_plan in plans for item in region_plan["todo"]]
         for region_plan in plans:
-            self.skipped.extend(region_plan["skipped"])
-            self.warnings.extend(region_plan["warnings"])
-            self.notes.extend(region_plan["notes"])
+            self.keep_remarks(region_plan)
         self.after_plan(plans)
         done = self.preview_all(todo) if self.check_mode else self.apply_all(todo)
         self.exit(self.result_keys(done))
+
+    def keep_remarks(self, region_plan):
+        self.skipped.extend(region_plan["skipped"])
+        self.warnings.extend(region_plan["warnings"])
+        self.notes.extend(region_plan["notes"])
 
     def describe_and_plan(self):
         plans = []
@@ -162,6 +176,26 @@ class RegionalJob:
                 self.errors.append(error_entry(region_plan["region"], region_plan["region"], "describe", exc))
         return [region_plan for region_plan in plans if region_plan["region"] not in failed]
 
+    def described_planned_and_applied(self):
+        """The streamed pipeline: each region's parts planned as they are described, their items
+        applied (or previewed) as they are planned; the remarks kept in the order of the regions."""
+        remarks = {region: [] for region in self.regions}
+
+        def planned_parts(region):
+            for part in self.describe(region):
+                region_plan = plan(region=region, **self.plan_region(region, part))
+                remarks[region].append(region_plan)
+                yield region_plan["todo"]
+
+        carry_out = self.preview if self.check_mode else self.apply
+        outcomes, failed = run_as_produced(planned_parts, self.regions, carry_out, self.max_concurrency)
+        for region in self.regions:
+            for region_plan in remarks[region]:
+                self.keep_remarks(region_plan)
+        for region, exc in failed:
+            self.errors.append(error_entry(region, region, "describe", exc))
+        return self.collected(outcomes)
+
     def after_plan(self, plans):
         """Hook for what needs every region's plan (e.g. ids asked for that no region has)."""
 
@@ -170,8 +204,12 @@ class RegionalJob:
 
     def apply_all(self, todo):
         """Every item applied, round-robin over the regions; a failed item is an error, the rest go on."""
+        return self.collected(run_concurrently(self.apply, todo, self.max_concurrency, spread_by=by_region))
+
+    def collected(self, outcomes):
+        """The done items of ``[(item, value, error)]``; a failed item is an error."""
         done = []
-        for item, value, exc in run_concurrently(self.apply, todo, self.max_concurrency, spread_by=by_region):
+        for item, value, exc in outcomes:
             if exc:
                 self.errors.append(error_entry(self.resource_of(item), item["region"], self.action, exc))
             elif isinstance(value, list):

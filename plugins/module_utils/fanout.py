@@ -4,6 +4,8 @@
 
 """Bounded concurrent fan-out, spread round-robin over regions so every region's rate limits drain at once."""
 
+import itertools
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
@@ -56,6 +58,73 @@ def run_concurrently(func, items, max_workers, spread_by=None):
         while queued:
             results.append(queued.popleft().result())
     return results
+
+
+def run_as_produced(produce, groups, func, max_workers):
+    """Call ``func(item)`` for every item that ``produce(group)`` yields, while the groups are still
+    being produced: ``produce`` is a generator of lists of items, run for every group at once (at
+    most ``max_workers`` groups at a time), and ``max_workers`` threads take the items as they come,
+    round-robin over the groups, so the first call goes out before any group is fully produced.
+
+    Returns ``(outcomes, failed)``: ``[(item, value, error)]`` in the order of ``groups`` and of each
+    group's items, as ``run_concurrently`` returns them, and ``[(group, error)]`` for each group whose
+    producer raised; what it had yielded before is still carried out.
+    """
+    groups = list(groups)
+    ready = threading.Condition()
+    queues = {group: deque() for group in groups}
+    producing = set(groups)
+    rotation = itertools.cycle(groups)
+    done = {group: [] for group in groups}
+    failed = {}
+
+    def run_producer(group):
+        count = 0
+        try:
+            for items in produce(group):
+                with ready:
+                    queues[group].extend(enumerate(items, count))
+                    ready.notify_all()
+                count += len(items)
+        except Exception as exc:  # pylint: disable=broad-except
+            failed[group] = exc
+        finally:
+            with ready:
+                producing.discard(group)
+                ready.notify_all()
+
+    def next_item():
+        with ready:
+            while True:
+                for _group in groups:
+                    group = next(rotation)
+                    if queues[group]:
+                        return group, queues[group].popleft()
+                if not producing:
+                    return None
+                ready.wait()
+
+    def run_worker():
+        taken = next_item()
+        while taken:
+            group, (index, item) = taken
+            try:
+                outcome = (item, func(item), None)
+            except Exception as exc:  # pylint: disable=broad-except
+                outcome = (item, None, exc)
+            done[group].append((index, outcome))
+            taken = next_item()
+
+    if not groups:
+        return [], []
+    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(groups)))) as producers:
+        with ThreadPoolExecutor(max_workers=max(1, max_workers)) as workers:
+            for group in groups:
+                producers.submit(run_producer, group)
+            for _worker in range(max(1, max_workers)):
+                workers.submit(run_worker)
+    outcomes = [outcome for group in groups for _index, outcome in sorted(done[group], key=lambda pair: pair[0])]
+    return outcomes, [(group, failed[group]) for group in groups if group in failed]
 
 
 def batches_doubling(items, largest):

@@ -169,7 +169,9 @@ from ansible_collections.opsvault.aws_backup.plugins.module_utils import options
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import check_name_template
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import image_for_plan
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import instance_for_plan
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import latest_backups
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.ami import plan_backups
+from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import growing_pages
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.clients import pages
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.engine import RegionalJob
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.engine import regional_module
@@ -234,27 +236,32 @@ def wait_available(client, images, timeout):
 
 class AmiBackup(RegionalJob):
     action = "create_image"
+    streamed = True
 
     def describe(self, region):
+        """The region's managed AMIs, then its instances page by page: each page is planned and its
+        AMIs created while the next pages are described (the instances are independent)."""
         client, options = self.clients[region], self.options
-        selector = "tag:" + options["tag_key"] if options["tag_value"] else "tag-key"
-        selector_values = [options["tag_value"] or options["tag_key"]]
-        # Page by page, each item cut to what the planner reads as soon as its page arrives.
-        answer = pages(client, "describe_instances", Filters=[{"Name": selector, "Values": selector_values}])
-        instances = [
-            instance_for_plan(instance)
-            for page in answer
-            for reservation in page.get("Reservations", [])
-            for instance in reservation["Instances"]
-        ]
         answer = pages(
             client,
             "describe_images",
             Owners=["self"],
             Filters=[{"Name": "tag:" + contract.MARKER_KEY, "Values": [contract.MARKER_VALUE]}],
         )
-        images = [image_for_plan(image) for page in answer for image in page.get("Images", [])]
-        return instances, images
+        # Only each instance's newest AMI matters to the plan; kept once for all the pages.
+        described = (image_for_plan(image) for page in answer for image in page.get("Images", []))
+        images = list(latest_backups(described).values())
+        selector = "tag:" + options["tag_key"] if options["tag_value"] else "tag-key"
+        selector_values = [options["tag_value"] or options["tag_key"]]
+        for page in growing_pages(
+            client, "describe_instances", Filters=[{"Name": selector, "Values": selector_values}]
+        ):
+            instances = [
+                instance_for_plan(instance)
+                for reservation in page.get("Reservations", [])
+                for instance in reservation["Instances"]
+            ]
+            yield instances, images
 
     def plan_region(self, region, described):
         instances, images = described
@@ -286,9 +293,9 @@ class AmiBackup(RegionalJob):
                     return image_result(item, image["ImageId"], image.get("State"))
             raise duplicate
 
-    def apply_all(self, todo):
-        images = super().apply_all(todo)
-        if self.options["wait"] and images:
+    def described_planned_and_applied(self):
+        images = super().described_planned_and_applied()
+        if self.options["wait"] and images and not self.check_mode:
             self.wait_for(images)
         return images
 

@@ -220,3 +220,23 @@ def test_module_defaults_for_amazon_aws_only_fail_naming_our_group_before_any_ca
     result = run.result("backup")
     assert result["failed"] is True
     assert "no region given" in result["msg"] and "group/opsvault.aws_backup.aws" in result["msg"]
+
+
+def test_the_first_amis_are_created_while_the_instances_are_still_being_described(aws, counting_proxy, tmp_path):
+    east = aws.ec2("us-east-1")
+    # One instance per launch, as most fleets are launched: DescribeInstances pages count reservations.
+    launched = [instance_id for _number in range(160) for instance_id in fleet.launch(east, {"Backup": ""})]
+    counting_proxy.configure(latency_ms=20)
+    run = run_playbook(
+        ansible_run.aws_play(counting_proxy.endpoint, [backup_task(regions=["us-east-1"])]),
+        tmp_path,
+        endpoint=counting_proxy.endpoint,
+    )
+    assert run.rc == 0, run.stdout
+    stats = counting_proxy.stats()
+    # Pages of 50, 100, then the last 10: the AMIs of the first page go out before the last page is asked for.
+    assert stats["requests"]["ec2:DescribeInstances"] == 3
+    assert stats["timeline"]["first"]["ec2:CreateImage"] < stats["timeline"]["last"]["ec2:DescribeInstances"]
+    assert stats["requests"]["ec2:CreateImage"] == 160
+    assert set(managed_images(east)) == set(launched) and len(fleet.images(east)) == 160
+    assert sorted(image["instance_id"] for image in run.result("backup")["images"]) == sorted(launched)

@@ -218,3 +218,70 @@ def test_a_large_fan_out_queues_a_few_calls_per_worker_not_one_future_per_item(m
     runner.join(10)
     [outcomes] = finished
     assert [value for _item, value, _error in outcomes] == list(range(1000)) and len(submitted) == 1000
+
+
+def test_run_as_produced_starts_the_work_before_the_producers_finish_and_keeps_the_order():
+    first_call, calls = threading.Event(), []
+
+    def produce(region):
+        yield ["{0}-0".format(region), "{0}-1".format(region)]
+        # The next part is produced only once a call of the first part has been made.
+        assert first_call.wait(5)
+        yield ["{0}-2".format(region)]
+
+    def work(item):
+        calls.append(item)
+        first_call.set()
+        return item.upper()
+
+    outcomes, failed = fanout.run_as_produced(produce, ["us-east-1", "eu-west-1"], work, max_workers=2)
+    assert failed == []
+    assert [(item, value, error) for item, value, error in outcomes] == [
+        (item, item.upper(), None)
+        for item in ["us-east-1-0", "us-east-1-1", "us-east-1-2", "eu-west-1-0"] + ["eu-west-1-1", "eu-west-1-2"]
+    ]
+    assert sorted(calls) == sorted(item for item, _value, _error in outcomes)
+
+
+def test_run_as_produced_takes_the_items_round_robin_over_the_groups():
+    produced = {"a": threading.Event(), "b": threading.Event()}
+    seen = []
+
+    def produce(group):
+        yield ["{0}{1}".format(group, n) for n in range(3)]
+        produced[group].set()  # reached once the part is queued: the next part is asked for
+
+    def work(item):
+        if not seen:
+            assert all(event.wait(5) for event in produced.values())
+        seen.append(item)
+
+    outcomes, _failed = fanout.run_as_produced(produce, ["a", "b"], work, max_workers=1)
+    assert sorted(seen) == ["a0", "a1", "a2", "b0", "b1", "b2"]
+    assert all(this[0] != following[0] for this, following in zip(seen, seen[1:])), seen
+    assert [item for item, _value, _error in outcomes] == ["a0", "a1", "a2", "b0", "b1", "b2"]
+
+
+def test_run_as_produced_a_failing_producer_keeps_what_it_yielded_and_fails_only_its_group():
+    def produce(region):
+        yield [region + "-0"]
+        if region == "eu-west-1":
+            raise ClientError({"Error": {"Code": "RequestLimitExceeded", "Message": "slow"}}, "DescribeInstances")
+        yield [region + "-1"]
+
+    def work(item):
+        if item == "us-east-1-1":
+            raise ValueError("no")
+        return item
+
+    outcomes, failed = fanout.run_as_produced(produce, ["us-east-1", "eu-west-1", "ap-south-1"], work, max_workers=3)
+    assert [(item, value, type(error).__name__) for item, value, error in outcomes] == [
+        ("us-east-1-0", "us-east-1-0", "NoneType"),
+        ("us-east-1-1", None, "ValueError"),
+        ("eu-west-1-0", "eu-west-1-0", "NoneType"),
+        ("ap-south-1-0", "ap-south-1-0", "NoneType"),
+        ("ap-south-1-1", "ap-south-1-1", "NoneType"),
+    ]
+    assert [(group, error.response["Error"]["Code"]) for group, error in failed] == [
+        ("eu-west-1", "RequestLimitExceeded")
+    ]

@@ -76,3 +76,46 @@ def test_duplicate_name_of_another_instance_is_an_error(stub_client):
     with stubber:
         with pytest.raises(ClientError, match="InvalidAMIName.Duplicate"):
             create_image(client)
+
+
+def test_describe_yields_each_page_of_instances_with_doubling_page_sizes(stub_client):
+    client, stubber = stub_client("ec2", "us-east-1")
+    marker = [{"Name": "tag:CreatedBy", "Values": ["opsvault.aws_backup"]}]
+    older, newer = (
+        {
+            "ImageId": image_id,
+            "State": "available",
+            "CreationDate": created,
+            "Tags": [{"Key": "CreatedBy", "Value": "opsvault.aws_backup"}, {"Key": "SourceInstanceId", "Value": "i-1"}],
+        }
+        for image_id, created in (("ami-old", "2026-11-01T00:00:00.000Z"), ("ami-new", "2026-11-02T00:00:00.000Z"))
+    )
+    stubber.add_response(
+        "describe_images", {"Images": [older], "NextToken": "images-2"}, {"Owners": ["self"], "Filters": marker}
+    )
+    stubber.add_response(
+        "describe_images", {"Images": [newer]}, {"Owners": ["self"], "Filters": marker, "NextToken": "images-2"}
+    )
+    selector = [{"Name": "tag-key", "Values": ["Backup"]}]
+    for number, (size, token, following) in enumerate([(50, None, "p2"), (100, "p2", "p3"), (200, "p3", None)]):
+        answer = {
+            "Reservations": [{"Instances": [{"InstanceId": "i-{0}".format(number), "State": {"Name": "running"}}]}]
+        }
+        if following:
+            answer["NextToken"] = following
+        stubber.add_response(
+            "describe_instances",
+            answer,
+            dict({"Filters": selector, "MaxResults": size}, **({"NextToken": token} if token else {})),
+        )
+    asked = []
+    client.meta.events.register("before-parameter-build.ec2.DescribeInstances", lambda **kwargs: asked.append(1))
+    job = ami_backup.AmiBackup(StandInModule(), options_of(ami_backup), ["us-east-1"], {"us-east-1": client})
+    with stubber:
+        parts = job.describe("us-east-1")
+        instances, images = next(parts)
+        assert len(asked) == 1  # the first page is handed over before the second is asked for
+        assert [instance["InstanceId"] for instance in instances] == ["i-0"]
+        assert [image["ImageId"] for image in images] == ["ami-new"]
+        assert [[i["InstanceId"] for i in part] for part, _images in parts] == [["i-1"], ["i-2"]]
+        stubber.assert_no_pending_responses()
