@@ -7,7 +7,6 @@ import re
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.memory import PeakMemory
@@ -31,17 +30,15 @@ def spread(total, regions):
 
 def seed_fleet(moto_endpoint, instances, regions):
     """Launch ``instances`` running instances tagged Backup, spread over ``regions``, straight into moto,
-    one instance per launch as fleets grow (DescribeInstances pages count reservations)."""
-
-    def launch_region(region_count):
-        region, count = region_count
+    one instance per launch as fleets grow (DescribeInstances pages count reservations); one launch at
+    a time, as moto's RunInstances is not safe to call concurrently."""
+    launched = {}
+    for region, count in spread(instances, regions).items():
         ec2 = fleet.client(moto_endpoint, "ec2", region)
-        with ThreadPoolExecutor(4) as pool:
-            launched = pool.map(lambda _n: fleet.launch(ec2, {"Backup": "", "Retention": "7"}), range(count))
-            return region, [instance_id for ids in launched for instance_id in ids]
-
-    with ThreadPoolExecutor(len(regions)) as pool:
-        return dict(pool.map(launch_region, spread(instances, regions).items()))
+        launched[region] = [
+            instance_id for _n in range(count) for instance_id in fleet.launch(ec2, {"Backup": "", "Retention": "7"})
+        ]
+    return launched
 
 
 def images_per_instance(moto_endpoint, launched):

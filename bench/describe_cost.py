@@ -140,18 +140,28 @@ def main():
             process.wait(timeout=10)
 
     print()
-    print("{0:<18} {1:>10} {2:>10} {3:>8} {4:>6} {5:>6} {6:>8} {7:>8}".format(
-        "action", "MaxResults", "moto", "seconds", "items", "pages", "s/page", "ms/item"))
+    print(
+        "{0:<18} {1:>10} {2:>10} {3:>8} {4:>6} {5:>6} {6:>8} {7:>8}".format(
+            "action", "MaxResults", "moto", "seconds", "items", "pages", "s/page", "ms/item"
+        )
+    )
     for row in results:
-        print("{action:<18} {mr:>10} {moto:>10} {seconds:>8.2f} {items:>6} {pages:>6} {seconds_per_page:>8.2f} "
-              "{ms_per_item:>8.2f}".format(mr=row["max_results"] or "-", **row))
+        print(
+            "{action:<18} {mr:>10} {moto:>10} {seconds:>8.2f} {items:>6} {pages:>6} {seconds_per_page:>8.2f} "
+            "{ms_per_item:>8.2f}".format(mr=row["max_results"] or "-", **row)
+        )
     for action in CALLS:
         for page_size in (None, args.page_size):
             pair = {row["moto"]: row for row in results if row["action"] == action and row["max_results"] == page_size}
-            print("{0} MaxResults={1}: unpatched / patched = {2:.1f}x".format(
-                action, page_size or "-", pair["unpatched"]["seconds"] / pair["patched"]["seconds"]))
+            print(
+                "{0} MaxResults={1}: unpatched / patched = {2:.1f}x".format(
+                    action, page_size or "-", pair["unpatched"]["seconds"] / pair["patched"]["seconds"]
+                )
+            )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"count": args.count, "regions": REGIONS, "results": results}, indent=2) + "\n")
+    Path(args.out).write_text(
+        json.dumps({"count": args.count, "regions": REGIONS, "results": results}, indent=2) + "\n"
+    )
     print("wrote " + args.out)
 
 

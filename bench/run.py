@@ -341,7 +341,9 @@ def main():
             )
 
     def save():
-        results["targets"] = targets(results["runs"]) + restore.targets(results["runs"]) + s3_targets(results["s3_mirror"])
+        results["targets"] = (
+            targets(results["runs"]) + restore.targets(results["runs"]) + s3_targets(results["s3_mirror"])
+        )
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
 

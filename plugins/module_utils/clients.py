@@ -186,7 +186,7 @@ def pages(client, operation, **params):
     return client.get_paginator(operation).paginate(**params)
 
 
-def growing_pages(client, operation, first=50, largest=1000, **params):
+def growing_pages(client, operation, first=10, largest=1000, **params):
     """The pages of a Describe call with MaxResults doubling from ``first`` to ``largest``: the first
     page comes back soon, so a streamed job starts its work while the rest is described; the later
     pages are large, so a big fleet takes few calls."""

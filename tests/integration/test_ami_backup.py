@@ -234,8 +234,8 @@ def test_the_first_amis_are_created_while_the_instances_are_still_being_describe
     )
     assert run.rc == 0, run.stdout
     stats = counting_proxy.stats()
-    # Pages of 50, 100, then the last 10: the AMIs of the first page go out before the last page is asked for.
-    assert stats["requests"]["ec2:DescribeInstances"] == 3
+    # Pages of 10, 20, 40, 80, then the last 10: the first AMIs go out before the last page is asked for.
+    assert stats["requests"]["ec2:DescribeInstances"] == 5
     assert stats["timeline"]["first"]["ec2:CreateImage"] < stats["timeline"]["last"]["ec2:DescribeInstances"]
     assert stats["requests"]["ec2:CreateImage"] == 160
     assert set(managed_images(east)) == set(launched) and len(fleet.images(east)) == 160

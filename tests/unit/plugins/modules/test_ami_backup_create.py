@@ -97,7 +97,7 @@ def test_describe_yields_each_page_of_instances_with_doubling_page_sizes(stub_cl
         "describe_images", {"Images": [newer]}, {"Owners": ["self"], "Filters": marker, "NextToken": "images-2"}
     )
     selector = [{"Name": "tag-key", "Values": ["Backup"]}]
-    for number, (size, token, following) in enumerate([(50, None, "p2"), (100, "p2", "p3"), (200, "p3", None)]):
+    for number, (size, token, following) in enumerate([(10, None, "p2"), (20, "p2", "p3"), (40, "p3", None)]):
         answer = {
             "Reservations": [{"Instances": [{"InstanceId": "i-{0}".format(number), "State": {"Name": "running"}}]}]
         }
