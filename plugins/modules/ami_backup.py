@@ -16,6 +16,9 @@ description:
   - Retention comes from the instance's C(Retention) tag when it has a valid one, else from O(retention).
   - An instance that already has a managed AMI newer than O(min_interval) is left alone, so
     reruns and retries never create a second backup.
+  - The instances are described page by page, and the AMIs of each page are created while the next
+    pages are described, in every region at once. A region whose describe fails part of the way keeps
+    the AMIs already made and is reported in RV(errors), and the task fails.
 author:
   - opsvault.aws_backup contributors (@opsvault)
 options:
