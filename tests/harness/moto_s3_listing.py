@@ -38,7 +38,7 @@ from moto.s3.models import S3Backend
 from moto.s3.responses import S3Response
 from moto.s3.utils import _VersionedKeyStore
 
-_PATCHED = False
+_STORE_WATCHED = False
 _LOCK = threading.Lock()
 _MODEL = {}
 ORIGINAL_LIST_OBJECTS_V2 = S3Backend.list_objects_v2
@@ -222,10 +222,19 @@ def list_objects_v2_response(self):
         del self.serialized
 
 
+def unapply():
+    """moto's own ListObjectsV2 again (its scan of the bucket and its serializer)."""
+    S3Backend.list_objects_v2 = ORIGINAL_LIST_OBJECTS_V2
+    S3Response.list_objects_v2 = ORIGINAL_LIST_OBJECTS_V2_RESPONSE
+
+
 def apply():
-    global _PATCHED
-    if _PATCHED:
+    global _STORE_WATCHED
+    S3Backend.list_objects_v2 = list_objects_v2
+    S3Response.list_objects_v2 = list_objects_v2_response
+    if _STORE_WATCHED:
         return
+    # The index of a key store is dropped whenever a key is added or removed.
     original_setitem = _VersionedKeyStore.__setitem__
     original_setlist = _VersionedKeyStore.setlist
     original_pop = _VersionedKeyStore.pop
@@ -252,6 +261,4 @@ def apply():
     _VersionedKeyStore.setlist = setlist
     _VersionedKeyStore.pop = pop
     _VersionedKeyStore.__delitem__ = delitem
-    S3Backend.list_objects_v2 = list_objects_v2
-    S3Response.list_objects_v2 = list_objects_v2_response
-    _PATCHED = True
+    _STORE_WATCHED = True

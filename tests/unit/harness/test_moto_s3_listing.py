@@ -11,8 +11,6 @@ from xml.etree import ElementTree
 
 import pytest
 from moto.backends import get_backend
-from moto.s3.models import S3Backend
-from moto.s3.responses import S3Response
 
 from tests.harness import moto_s3_listing
 from tests.harness.moto_server import ACCOUNT_ID
@@ -103,13 +101,11 @@ RESPONSE_KEYS = KEYS + [
 @contextlib.contextmanager
 def unpatched_listing():
     """moto's own ListObjectsV2: its backend listing and its generic response serializer."""
-    S3Backend.list_objects_v2 = moto_s3_listing.ORIGINAL_LIST_OBJECTS_V2
-    S3Response.list_objects_v2 = moto_s3_listing.ORIGINAL_LIST_OBJECTS_V2_RESPONSE
+    moto_s3_listing.unapply()
     try:
         yield
     finally:
-        S3Backend.list_objects_v2 = moto_s3_listing.list_objects_v2
-        S3Response.list_objects_v2 = moto_s3_listing.list_objects_v2_response
+        moto_s3_listing.apply()
 
 
 def raw_pages(endpoint, parameters):
