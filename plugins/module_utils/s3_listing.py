@@ -9,6 +9,7 @@ compares strings in; the rest of the mirror relies on that order (check_sorted e
 """
 
 import fnmatch
+import functools
 import os
 import queue
 import threading
@@ -83,16 +84,34 @@ def local_path(key, prefix=""):
         relative = relative[:-1] if relative else ""
         if not relative:
             return "", True, None
-    for segment in relative.split("/"):
-        if segment == "":
-            return None, False, "key has an empty path segment ('//')"
-        if segment in (".", ".."):
-            return None, False, "key has a {0!r} path segment".format(segment)
-        if len(segment.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES:
-            return None, False, "key has a path segment longer than {0} bytes".format(MAX_SEGMENT_BYTES)
-        if segment.startswith(RESERVED_PREFIX):
-            return None, False, "name {0!r} is reserved for the mirror's own files".format(segment)
+    parent, _slash, name = relative.rpartition("/")
+    reason = (_parent_problem(parent) if parent else None) or _segment_problem(name)
+    if reason is not None:
+        return None, False, reason
     return relative, is_directory, None
+
+
+@functools.lru_cache(maxsize=256)
+def _parent_problem(parent):
+    """What is wrong with a path's folders, if anything; the keys of one folder come together, so this is
+    worked out once per folder."""
+    for segment in parent.split("/"):
+        reason = _segment_problem(segment)
+        if reason is not None:
+            return reason
+    return None
+
+
+def _segment_problem(segment):
+    if segment == "":
+        return "key has an empty path segment ('//')"
+    if segment in (".", ".."):
+        return "key has a {0!r} path segment".format(segment)
+    if len(segment.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES:
+        return "key has a path segment longer than {0} bytes".format(MAX_SEGMENT_BYTES)
+    if segment.startswith(RESERVED_PREFIX):
+        return "name {0!r} is reserved for the mirror's own files".format(segment)
+    return None
 
 
 def is_inside(root, path):
