@@ -3,8 +3,9 @@
     .venv/bin/python bench/s3_mirror/run.py [--small 2000] [--multipart 3] [--concurrency 32]
         [--repeat 1] [--list-page-latency-ms 0] [--tools s3_mirror "aws s3 sync" s5cmd rclone "rclone --fast-list"]
 
-Starts its own moto server (``python -m tests.harness.moto_server``) on 127.0.0.1, seeds a
-bucket of small objects and a few multipart objects, and times three runs of each tool into its
+Starts its own moto server on 127.0.0.1 (bench/s3_mirror/seeded_moto.py: the harness's moto server
+with the bucket's small objects put in by the server process itself, 100,000 in well under a minute),
+puts a few multipart objects over HTTP, and times three runs of each tool into its
 own directory: cold (empty directory), warm (nothing changed) and 1%-changed (1% of the small
 objects rewritten with the same size). After every run it compares the directory with the bucket
 byte for byte, which shows `aws s3 sync` missing same-size changes. The peer tools come from
@@ -114,25 +115,33 @@ class Proxy:
 
 
 class MotoServer:
-    def __init__(self, workdir):
+    """bench/s3_mirror/seeded_moto.py: moto with the bucket's small objects put in before it listens."""
+
+    def __init__(self, workdir, small, small_size, seed):
         self.port_file = Path(workdir) / "moto.port"
+        self.expected_file = Path(workdir) / "expected.json"
+        self.seeding = ["--bucket", BUCKET, "--small", str(small), "--small-size", str(small_size), "--seed", str(seed)]
+        self.small = small
         self.process = None
         self.endpoint = None
+        self.expected = None
 
     def __enter__(self):
+        command = [str(PROJECT_PYTHON), str(REPO / "bench" / "s3_mirror" / "seeded_moto.py")]
         self.process = subprocess.Popen(
-            [str(PROJECT_PYTHON), "-m", "tests.harness.moto_server", "--port-file", str(self.port_file)],
+            command + ["--port-file", str(self.port_file), "--expected", str(self.expected_file)] + self.seeding,
             cwd=str(REPO),
             env=project_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 60
-        while not (self.port_file.exists() and self.port_file.read_text().strip()):
+        deadline = time.monotonic() + 60 + self.small / 1000
+        while not self.port_file.exists():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("moto server did not start")
             time.sleep(0.1)
         self.endpoint = "http://127.0.0.1:{0}".format(self.port_file.read_text().strip())
+        self.expected = json.loads(self.expected_file.read_text())
         return self
 
     def __exit__(self, *exc):
@@ -158,23 +167,9 @@ def s3_client(endpoint, max_pool=32):
     )
 
 
-def small_key(number):
-    return "photos/{0:02d}/{1:03d}/IMG_{2:05d}.jpg".format(number % 7, number % 97, number)
-
-
-def seed(endpoint, small, small_size, multipart, multipart_size, rng):
-    """Put the objects; returns ``{key: md5 hex}``."""
+def seed_multipart(endpoint, expected, multipart, multipart_size, rng):
+    """Put the multipart objects (the small ones are in the server already); adds them to ``expected``."""
     s3 = s3_client(endpoint)
-    s3.create_bucket(Bucket=BUCKET)
-    expected = {}
-
-    def put(number):
-        body = rng.randbytes(small_size)
-        s3.put_object(Bucket=BUCKET, Key=small_key(number), Body=body)
-        return small_key(number), hashlib.md5(body).hexdigest()
-
-    with ThreadPoolExecutor(16) as pool:
-        expected.update(pool.map(put, range(small)))
     for number in range(multipart):
         key = "videos/clip-{0}.mp4".format(number)
         body = rng.randbytes(multipart_size)
@@ -193,7 +188,6 @@ def seed(endpoint, small, small_size, multipart, multipart_size, rng):
             Bucket=BUCKET, Key=key, UploadId=upload["UploadId"], MultipartUpload={"Parts": parts}
         )
         expected[key] = hashlib.md5(body).hexdigest()
-    return expected
 
 
 def change_same_size(endpoint, expected, share, rng):
@@ -201,11 +195,11 @@ def change_same_size(endpoint, expected, share, rng):
     s3 = s3_client(endpoint)
     small = sorted(key for key in expected if key.startswith("photos/"))
     changed = rng.sample(small, max(1, int(len(small) * share)))
-    for key in changed:
-        size = s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"]
-        body = rng.randbytes(size)
-        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
-        expected[key] = hashlib.md5(body).hexdigest()
+    with ThreadPoolExecutor(16) as pool:
+        sizes = list(pool.map(lambda key: s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"], changed))
+        bodies = {key: rng.randbytes(size) for key, size in zip(changed, sizes)}
+        list(pool.map(lambda key: s3.put_object(Bucket=BUCKET, Key=key, Body=bodies[key]), changed))
+    expected.update((key, hashlib.md5(body).hexdigest()) for key, body in bodies.items())
     return changed
 
 
@@ -445,18 +439,20 @@ def main():
     killed = None
     try:
         with contextlib.ExitStack() as servers:
-            server = servers.enter_context(MotoServer(workdir))
+            print("seeding {0} x {1} B into moto".format(args.small, args.small_size), flush=True)
+            server = servers.enter_context(MotoServer(workdir, args.small, args.small_size, args.seed))
             endpoint = server.endpoint
             if args.list_page_latency_ms or args.killed_at:
                 endpoint = servers.enter_context(Proxy(workdir, server.endpoint, args.list_page_latency_ms)).endpoint
             tools = Tools(endpoint, workdir, args.concurrency, tools_timed)
             print(
-                "moto at {0}; seeding {1} x {2} B + {3} x {4} MiB multipart".format(
-                    server.endpoint, args.small, args.small_size, args.multipart, args.multipart_size // MIB
+                "moto at {0}; putting {1} x {2} MiB multipart".format(
+                    server.endpoint, args.multipart, args.multipart_size // MIB
                 ),
                 flush=True,
             )
-            expected = seed(server.endpoint, args.small, args.small_size, args.multipart, args.multipart_size, rng)
+            expected = server.expected
+            seed_multipart(server.endpoint, expected, args.multipart, args.multipart_size, rng)
             for round_number in range(1, args.repeat + 1):
                 overheads.append(tools.ansible_overhead())
                 alone.append(tools.ansible_alone())

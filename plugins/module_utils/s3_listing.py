@@ -9,12 +9,12 @@ compares strings in; the rest of the mirror relies on that order (check_sorted e
 """
 
 import fnmatch
+import functools
 import os
 import queue
 import threading
 from collections import deque
 from collections import namedtuple
-from concurrent.futures import ThreadPoolExecutor
 
 try:
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -84,16 +84,34 @@ def local_path(key, prefix=""):
         relative = relative[:-1] if relative else ""
         if not relative:
             return "", True, None
-    for segment in relative.split("/"):
-        if segment == "":
-            return None, False, "key has an empty path segment ('//')"
-        if segment in (".", ".."):
-            return None, False, "key has a {0!r} path segment".format(segment)
-        if len(segment.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES:
-            return None, False, "key has a path segment longer than {0} bytes".format(MAX_SEGMENT_BYTES)
-        if segment.startswith(RESERVED_PREFIX):
-            return None, False, "name {0!r} is reserved for the mirror's own files".format(segment)
+    parent, _slash, name = relative.rpartition("/")
+    reason = (_parent_problem(parent) if parent else None) or _segment_problem(name)
+    if reason is not None:
+        return None, False, reason
     return relative, is_directory, None
+
+
+@functools.lru_cache(maxsize=256)
+def _parent_problem(parent):
+    """What is wrong with a path's folders, if anything; the keys of one folder come together, so this is
+    worked out once per folder."""
+    for segment in parent.split("/"):
+        reason = _segment_problem(segment)
+        if reason is not None:
+            return reason
+    return None
+
+
+def _segment_problem(segment):
+    if segment == "":
+        return "key has an empty path segment ('//')"
+    if segment in (".", ".."):
+        return "key has a {0!r} path segment".format(segment)
+    if len(segment.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES:
+        return "key has a path segment longer than {0} bytes".format(MAX_SEGMENT_BYTES)
+    if segment.startswith(RESERVED_PREFIX):
+        return "name {0!r} is reserved for the mirror's own files".format(segment)
+    return None
 
 
 def is_inside(root, path):
@@ -247,77 +265,74 @@ class _Stop(Exception):
     pass
 
 
-def parallel_pages(client, bucket, prefix, workers, pages, depth=4):
+def parallel_pages(client, bucket, prefix, workers, pages):
     """ListObjectsV2 pages of ``bucket`` under ``prefix`` in key order, the key space split at its folders.
 
     ``pages``: the pages of the listing of ``prefix`` with the delimiter ``/`` (open_listing), which
     name the folders (common prefixes) of that level.  The keys under one folder are a contiguous
     range in key order, so the whole listing is the level's own keys and its folders' listings,
-    concatenated in the order S3 returns them: up to ``workers`` folders ahead of the one being
-    read are listed concurrently, each into a queue of at most two pages, so memory stays bounded.
-    A level with a single folder and no key of its own is descended into (up to ``depth`` levels);
-    a level with no folder is one stream, the plain listing.
+    concatenated in the order S3 returns them.  Each folder is listed by its own thread, up to
+    ``workers`` folders ahead of the one being read in each level and ``2 * workers`` over all
+    levels, and up to ``workers`` ListObjectsV2 requests are in flight at once.  While the listing
+    has found fewer folders than ``workers``, a folder is itself split the same way (listed with the
+    delimiter, its subfolders listed apart); after that, a folder is listed in one stream, so a
+    bucket of many small folders is not listed one small request per folder.  A level without
+    folders is one stream, the plain listing.  Each listing hands on at most two pages before they
+    are read, so the pages held are bounded by ``workers``, not by the bucket.
     """
-    pages = iter(pages)
-    page = next(pages, {})
-    paginator = client.get_paginator("list_objects_v2")
-    for _level in range(depth):
-        folders = page.get("CommonPrefixes", ())
-        if len(folders) != 1 or page.get("Contents") or page.get("IsTruncated"):
-            break
-        pages = iter(paginator.paginate(Bucket=bucket, Prefix=folders[0]["Prefix"], Delimiter="/"))
-        page = next(pages, {})
-    yield from _concatenated(client, bucket, page, pages, workers)
-
-
-def _level_items(page, pages):
-    """The keys and folders of a delimiter listing, in key order: ``(item, is_folder)``."""
-    while page is not None:
-        items = [(item["Key"], item, False) for item in page.get("Contents", ())]
-        items.extend((folder["Prefix"], folder, True) for folder in page.get("CommonPrefixes", ()))
-        items.sort(key=lambda triple: triple[0])
-        for _name, item, is_folder in items:
-            yield item, is_folder
-        page = next(pages, None)
-
-
-def _concatenated(client, bucket, page, pages, workers):
-    stop = threading.Event()
-    pool = ThreadPoolExecutor(max_workers=max(1, workers))
-
-    def produce(folder, pages_queue):
-        try:
-            for listed in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder):
-                _put(pages_queue, listed, stop)
-            _put(pages_queue, None, stop)
-        except _Stop:
-            return
-        except Exception as exc:  # pylint: disable=broad-except
-            try:
-                _put(pages_queue, exc, stop)
-            except _Stop:
-                return
-
-    ahead = deque()
-    keys = []
-    items = _level_items(page, pages)
+    listing = _SplitListing(client, bucket, workers)
     try:
+        yield from listing.level(pages)
+    finally:
+        listing.close()
+
+
+class _SplitListing:
+    def __init__(self, client, bucket, workers):
+        self.paginator = client.get_paginator("list_objects_v2")
+        self.bucket = bucket
+        self.workers = max(1, workers)
+        self.requests = threading.BoundedSemaphore(self.workers)
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.folders_found = 0
+        # Folders listed ahead of the ones being read, over all levels: what bounds the pages held.
+        self.ahead_slots = threading.BoundedSemaphore(2 * self.workers)
+        self.threads = set()
+
+    def pages(self, prefix, delimiter):
+        """The pages of one listing, each requested while holding one of the ``workers`` request slots."""
+        parameters = {"Delimiter": "/"} if delimiter else {}
+        pages = iter(self.paginator.paginate(Bucket=self.bucket, Prefix=prefix, **parameters))
+        while True:
+            with self.requests:
+                page = next(pages, None)
+            if page is None:
+                return
+            yield page
+
+    def level(self, pages):
+        """The keys of a delimiter listing and the listings of its folders, in key order."""
+        ahead = deque()  # the level's next keys (dicts) and folders (_Folder), in key order
+        keys = []
+        items = self._items(pages)
         exhausted = False
         while True:
-            while not exhausted and len(ahead) <= workers:
+            for entry in ahead:
+                if _waiting(entry) and not self._start(entry, reserved=True):
+                    break
+            # Read on while the folders ahead found slots to be listed in.
+            while not exhausted and len(ahead) <= self.workers and not (ahead and _waiting(ahead[-1])):
                 following = next(items, None)
                 if following is None:
                     exhausted = True
-                    break
-                item, is_folder = following
-                if is_folder:
-                    pages_queue = queue.Queue(maxsize=2)
-                    pool.submit(produce, item["Prefix"], pages_queue)
-                    ahead.append(pages_queue)
+                elif following[1]:
+                    ahead.append(_Folder(following[0]["Prefix"]))
+                    self._start(ahead[-1], reserved=True)
                 else:
-                    ahead.append(item)
+                    ahead.append(following[0])
             if not ahead:
-                break
+                return
             current = ahead.popleft()
             if isinstance(current, dict):
                 keys.append(current)
@@ -325,24 +340,102 @@ def _concatenated(client, bucket, page, pages, workers):
                     yield {"Contents": keys}
                     keys = []
                 continue
-            while True:
-                listed = current.get()
-                if listed is None:
-                    break
-                if isinstance(listed, Exception):
-                    raise listed
-                yield listed
-    finally:
-        stop.set()
-        pool.shutdown(wait=True)
+            if _waiting(current):
+                self._start(current, reserved=False)
+            try:
+                while True:
+                    listed = self._get(current.pages)
+                    if listed is None:
+                        break
+                    if isinstance(listed, Exception):
+                        raise listed
+                    yield listed
+            finally:
+                if current.reserved:
+                    self.ahead_slots.release()
+
+    def _items(self, pages):
+        """``(item, is_folder)`` of a delimiter listing in key order; counts the folders found."""
+        for page in pages:
+            folders = page.get("CommonPrefixes", ())
+            with self.lock:
+                self.folders_found += len(folders)
+            items = [(item["Key"], item, False) for item in page.get("Contents", ())]
+            items.extend((folder["Prefix"], folder, True) for folder in folders)
+            items.sort(key=lambda triple: triple[0])
+            for _name, item, is_folder in items:
+                yield item, is_folder
+
+    def _start(self, folder, reserved):
+        """Start a thread listing ``folder`` into a queue of at most two pages, split while few folders are
+        known.  ``reserved``: only with one of the slots for folders listed ahead of the one being read."""
+        if reserved and not self.ahead_slots.acquire(blocking=False):
+            return False
+        folder.reserved = reserved
+        folder.pages = queue.Queue(maxsize=2)
+        with self.lock:
+            split = self.folders_found < self.workers
+
+        def produce():
+            try:
+                pages = self.level(self.pages(folder.prefix, True)) if split else self.pages(folder.prefix, False)
+                for page in pages:
+                    self._put(folder.pages, page)
+                self._put(folder.pages, None)
+            except _Stop:
+                return
+            except Exception as exc:  # pylint: disable=broad-except
+                try:
+                    self._put(folder.pages, exc)
+                except _Stop:
+                    return
+            finally:
+                with self.lock:
+                    self.threads.discard(threading.current_thread())
+
+        thread = threading.Thread(target=produce, daemon=True)
+        with self.lock:
+            self.threads.add(thread)
+        thread.start()
+        return True
+
+    def _running(self):
+        # A listing abandoned without being closed must not keep the module from exiting.
+        return not self.stop.is_set() and threading.main_thread().is_alive()
+
+    def _put(self, pages_queue, value):
+        while self._running():
+            try:
+                pages_queue.put(value, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+        raise _Stop()
+
+    def _get(self, pages_queue):
+        while self._running():
+            try:
+                return pages_queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+        raise _Stop()
+
+    def close(self):
+        self.stop.set()
+        with self.lock:
+            threads = list(self.threads)
+        for thread in threads:
+            thread.join()
 
 
-def _put(pages_queue, value, stop):
-    # A listing abandoned without being closed must not keep the module from exiting.
-    while not stop.is_set() and threading.main_thread().is_alive():
-        try:
-            pages_queue.put(value, timeout=0.2)
-            return
-        except queue.Full:
-            continue
-    raise _Stop()
+class _Folder:
+    """A folder of a level, and the queue its listing hands its pages on in once it is started."""
+
+    def __init__(self, prefix):
+        self.prefix = prefix
+        self.pages = None
+        self.reserved = False
+
+
+def _waiting(entry):
+    return isinstance(entry, _Folder) and entry.pages is None

@@ -121,9 +121,11 @@ options:
   list_concurrency:
     description:
       - The most listings in flight at once. The key space is split at the folders (common prefixes with the
-        delimiter C(/)) of the first level that has more than one, and the folders ahead of the one being read are
-        listed concurrently; the pages are still read in key order, so the plan and the memory used are those of
-        one listing. A level with no folder (a flat bucket) is one listing, as is V(1).
+        delimiter C(/)), and a folder is split again into its own folders, at any depth, while the listing knows
+        fewer folders than O(list_concurrency); the folders ahead of the one being read are listed concurrently.
+        The pages are still read in key order, so the plan is that of one listing, and the pages held are bounded
+        by O(list_concurrency), not by the bucket. A level with no folder (a flat bucket) is one listing, as is
+        V(1).
       - O(version_as_of) runs list the versions in one listing.
     type: int
     default: 8

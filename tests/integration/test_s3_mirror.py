@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -750,6 +751,99 @@ BOUNDARY_KEYS = [
     "\U0001f600/smile",
     "zz/deep/er/still/key",
 ]
+
+
+NESTED_KEYS = [
+    "n/1",
+    "n/1!",
+    "n/1/2",
+    "n/1/2!",
+    "n/1/2.txt",
+    "n/1/2/3/4/5/leaf",
+    "n/1/2/3/4/5!",
+    "n/1/2/3/4/5/6/7/deepest",
+    "n/1/2/3/4/b",
+    "n/1/2/3/4/a/x",
+    "n/1/2/3/4/c/y",
+    "n/1/2/3/\u00e9/z",
+    "n/1/2/3/\uffff/z",
+    "n/1/2/3/\U0001f600/z",
+    "n/1/2/3/\U0010fffd/z",
+    "n/1/2/3/wide/",
+    "n/\u00e9t\u00e9/",
+    "n/\u00e9t\u00e9/a",
+    "n/\U0001f600/b",
+    "n/z",
+] + ["n/1/2/3/wide/{0:02d}/k{1}".format(n, m) for n in range(24) for m in range(3)]
+
+
+class ListingWatch:
+    """The ListObjectsV2 calls of a client: (Prefix, Delimiter) of each, and the most in flight at once.
+
+    Each call is held ``hold`` seconds before it is sent, so that calls made concurrently overlap."""
+
+    def __init__(self, client, hold=0.05):
+        self.hold = hold
+        self.calls = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.lock = threading.Lock()
+        client.meta.events.register("before-parameter-build.s3.ListObjectsV2", self.parameters)
+        client.meta.events.register("before-send.s3.ListObjectsV2", self.sending)
+        client.meta.events.register("after-call.s3.ListObjectsV2", self.answered)
+
+    def parameters(self, params, **_kwargs):
+        with self.lock:
+            self.calls.append((params["Prefix"], params.get("Delimiter")))
+
+    def sending(self, **_kwargs):
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        time.sleep(self.hold)
+
+    def answered(self, **_kwargs):
+        with self.lock:
+            self.in_flight -= 1
+
+    def stop(self, client):
+        client.meta.events.unregister("before-parameter-build.s3.ListObjectsV2", self.parameters)
+        client.meta.events.unregister("before-send.s3.ListObjectsV2", self.sending)
+        client.meta.events.unregister("after-call.s3.ListObjectsV2", self.answered)
+
+
+def test_parallel_listing_splits_folders_recursively_and_concurrently(s3, aws):
+    from ansible_collections.opsvault.aws_backup.plugins.module_utils import s3_listing
+
+    s3h.put(s3, BUCKET, {key: b"x" for key in NESTED_KEYS + ["other/key"]})
+    in_key_order = sorted(NESTED_KEYS, key=lambda key: key.encode("utf-8"))
+    assert in_key_order == sorted(NESTED_KEYS)
+    single = [obj.key for obj in s3_listing.listed_objects(s3_listing.open_listing(s3, BUCKET, "n/"))]
+    assert single == in_key_order
+    for workers in (2, 3, 8):
+        watch = ListingWatch(s3)
+        pages = s3_listing.open_listing(s3, BUCKET, "n/", Delimiter="/")
+        split = [
+            obj.key for obj in s3_listing.listed_objects(s3_listing.parallel_pages(s3, BUCKET, "n/", workers, pages))
+        ]
+        assert split == single
+        assert 1 < watch.most_in_flight <= workers
+        split_levels = {prefix for prefix, delimiter in watch.calls if delimiter == "/"}
+        streams = {prefix for prefix, delimiter in watch.calls if delimiter is None}
+        # Split while fewer than ``workers`` folders are known, then one stream per folder.
+        if workers == 8:
+            assert {"n/", "n/1/", "n/1/2/", "n/1/2/3/", "n/\u00e9t\u00e9/", "n/\U0001f600/"} == split_levels
+            assert {"n/1/2/3/4/", "n/1/2/3/wide/", "n/1/2/3/\U0010fffd/"} <= streams
+        assert len(split_levels) < workers + 2
+        watch.stop(s3)
+    # A level of many folders and no keys: the folders ahead are listed at once, never more than ``workers``.
+    watch = ListingWatch(s3, hold=0.2)
+    wide = "n/1/2/3/wide/"
+    pages = s3_listing.open_listing(s3, BUCKET, wide, Delimiter="/")
+    split = [obj.key for obj in s3_listing.listed_objects(s3_listing.parallel_pages(s3, BUCKET, wide, 3, pages))]
+    assert split == [key for key in single if key.startswith(wide)]
+    assert watch.most_in_flight == 3
+    watch.stop(s3)
 
 
 def test_parallel_listing_gives_the_same_keys_in_the_same_order_as_one_stream(s3, aws, play, tmp_path):
