@@ -190,14 +190,13 @@ def growing_pages(client, operation, first=10, largest=1000, **params):
     """The pages of a Describe call with MaxResults doubling from ``first`` to ``largest``: the first
     page comes back soon, so a streamed job starts its work while the rest is described; the later
     pages are large, so a big fleet takes few calls."""
-    size, token = first, None
+    request = dict(params, MaxResults=first)
     while True:
-        page = getattr(client, operation)(MaxResults=size, **dict(params, **({"NextToken": token} if token else {})))
+        page = getattr(client, operation)(**request)
         yield page
-        token = page.get("NextToken")
-        if not token:
+        if not page.get("NextToken"):
             return
-        size = min(2 * size, largest)
+        request.update(NextToken=page["NextToken"], MaxResults=min(2 * request["MaxResults"], largest))
 
 
 def account_id_of(module, region):
