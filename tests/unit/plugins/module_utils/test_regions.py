@@ -236,7 +236,7 @@ def test_run_as_produced_starts_the_work_before_the_producers_finish_and_keeps_t
 
     outcomes, failed = fanout.run_as_produced(produce, ["us-east-1", "eu-west-1"], work, max_workers=2)
     assert failed == []
-    assert [(item, value, error) for item, value, error in outcomes] == [
+    assert list(outcomes) == [
         (item, item.upper(), None)
         for item in ["us-east-1-0", "us-east-1-1", "us-east-1-2", "eu-west-1-0"] + ["eu-west-1-1", "eu-west-1-2"]
     ]
