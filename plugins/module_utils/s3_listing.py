@@ -11,7 +11,6 @@ compares strings in; the rest of the mirror relies on that order (check_sorted e
 import fnmatch
 import functools
 import os
-import queue
 import threading
 from collections import deque
 from collections import namedtuple
@@ -277,14 +276,23 @@ def parallel_pages(client, bucket, prefix, workers, pages):
     has found fewer folders than ``workers``, a folder is itself split the same way (listed with the
     delimiter, its subfolders listed apart); after that, a folder is listed in one stream, so a
     bucket of many small folders is not listed one small request per folder.  A level without
-    folders is one stream, the plain listing.  Each listing hands on at most two pages before they
-    are read, so the pages held are bounded by ``workers``, not by the bucket.
+    folders is one stream, the plain listing.  The listings ahead of the one being read share a budget
+    of ``PAGES_AHEAD_PER_WORKER * workers`` pages, and the one being read hands on at most two, so the
+    pages held are bounded by ``workers``, not by the bucket.
     """
     listing = _SplitListing(client, bucket, workers)
     try:
         yield from listing.level(pages)
     finally:
         listing.close()
+
+
+# Pages (of up to 1,000 keys, about a megabyte parsed) the folders ahead of the one being read may hold,
+# per worker: a folder is one stream of pages, so what keeps the listings ahead busy is how far they may
+# read ahead of the reader.
+PAGES_AHEAD_PER_WORKER = 4
+# Pages the listing being read hands on before they are read.
+PAGES_IN_FRONT = 2
 
 
 class _SplitListing:
@@ -296,8 +304,12 @@ class _SplitListing:
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.folders_found = 0
-        # Folders listed ahead of the ones being read, over all levels: what bounds the pages held.
+        # Folders listed ahead of the ones being read, over all levels: what bounds the listings running.
         self.ahead_slots = threading.BoundedSemaphore(2 * self.workers)
+        # Guards every folder's queue, ``pages_ahead`` and which folders are being read.
+        self.handed_on = threading.Condition()
+        self.pages_ahead = 0
+        self.page_budget = PAGES_AHEAD_PER_WORKER * self.workers
         self.threads = set()
 
     def pages(self, prefix, delimiter):
@@ -311,8 +323,9 @@ class _SplitListing:
                 return
             yield page
 
-    def level(self, pages):
-        """The keys of a delimiter listing and the listings of its folders, in key order."""
+    def level(self, pages, folder=None):
+        """The keys of a delimiter listing (of ``folder``, None at the top) and the listings of its folders,
+        in key order."""
         ahead = deque()  # the level's next keys (dicts) and folders (_Folder), in key order
         keys = []
         items = self._items(pages)
@@ -327,7 +340,7 @@ class _SplitListing:
                 if following is None:
                     exhausted = True
                 elif following[1]:
-                    ahead.append(_Folder(following[0]["Prefix"]))
+                    ahead.append(_Folder(following[0]["Prefix"], folder))
                     self._start(ahead[-1], reserved=True)
                 else:
                     ahead.append(following[0])
@@ -342,9 +355,12 @@ class _SplitListing:
                 continue
             if _waiting(current):
                 self._start(current, reserved=False)
+            with self.handed_on:
+                current.being_read = True
+                self.handed_on.notify_all()
             try:
                 while True:
-                    listed = self._get(current.pages)
+                    listed = self._get(current)
                     if listed is None:
                         break
                     if isinstance(listed, Exception):
@@ -367,26 +383,29 @@ class _SplitListing:
                 yield item, is_folder
 
     def _start(self, folder, reserved):
-        """Start a thread listing ``folder`` into a queue of at most two pages, split while few folders are
-        known.  ``reserved``: only with one of the slots for folders listed ahead of the one being read."""
+        """Start a thread listing ``folder`` (see ``_put`` for how many pages it hands on), split while few
+        folders are known.  ``reserved``: only with one of the slots for folders listed ahead of the one being read."""
         if reserved and not self.ahead_slots.acquire(blocking=False):
             return False
         folder.reserved = reserved
-        folder.pages = queue.Queue(maxsize=2)
+        folder.pages = deque()
         with self.lock:
             split = self.folders_found < self.workers
 
         def produce():
             try:
-                pages = self.level(self.pages(folder.prefix, True)) if split else self.pages(folder.prefix, False)
+                if split:
+                    pages = self.level(self.pages(folder.prefix, True), folder)
+                else:
+                    pages = self.pages(folder.prefix, False)
                 for page in pages:
-                    self._put(folder.pages, page)
-                self._put(folder.pages, None)
+                    self._put(folder, page)
+                self._put(folder, None)
             except _Stop:
                 return
             except Exception as exc:  # pylint: disable=broad-except
                 try:
-                    self._put(folder.pages, exc)
+                    self._put(folder, exc)
                 except _Stop:
                     return
             finally:
@@ -403,25 +422,45 @@ class _SplitListing:
         # A listing abandoned without being closed must not keep the module from exiting.
         return not self.stop.is_set() and threading.main_thread().is_alive()
 
-    def _put(self, pages_queue, value):
-        while self._running():
-            try:
-                pages_queue.put(value, timeout=0.2)
+    def _put(self, folder, value):
+        """Hand on a page (or the end, None, or an exception) of ``folder``'s listing: at most
+        PAGES_IN_FRONT while it is being read (the reader takes them at once), else one of the budget's.
+
+        The folder being read never waits for the budget, so the listing always moves on."""
+        with self.handed_on:
+            while self._running():
+                in_front = _in_front(folder)
+                if not isinstance(value, dict):
+                    budgeted = False
+                elif in_front and len(folder.pages) < PAGES_IN_FRONT:
+                    budgeted = False
+                elif not in_front and self.pages_ahead < self.page_budget:
+                    budgeted = True
+                    self.pages_ahead += 1
+                else:
+                    self.handed_on.wait(0.2)
+                    continue
+                folder.pages.append((value, budgeted))
+                self.handed_on.notify_all()
                 return
-            except queue.Full:
-                continue
         raise _Stop()
 
-    def _get(self, pages_queue):
-        while self._running():
-            try:
-                return pages_queue.get(timeout=0.2)
-            except queue.Empty:
-                continue
+    def _get(self, folder):
+        with self.handed_on:
+            while self._running():
+                if folder.pages:
+                    value, budgeted = folder.pages.popleft()
+                    if budgeted:
+                        self.pages_ahead -= 1
+                    self.handed_on.notify_all()
+                    return value
+                self.handed_on.wait(0.2)
         raise _Stop()
 
     def close(self):
         self.stop.set()
+        with self.handed_on:
+            self.handed_on.notify_all()
         with self.lock:
             threads = list(self.threads)
         for thread in threads:
@@ -429,13 +468,25 @@ class _SplitListing:
 
 
 class _Folder:
-    """A folder of a level, and the queue its listing hands its pages on in once it is started."""
+    """A folder of a level (of ``parent``'s listing, None at the top), and the pages its listing hands on
+    once it is started: ``(page, taken from the budget)``."""
 
-    def __init__(self, prefix):
+    def __init__(self, prefix, parent):
         self.prefix = prefix
+        self.parent = parent
         self.pages = None
         self.reserved = False
+        self.being_read = False
 
 
 def _waiting(entry):
     return isinstance(entry, _Folder) and entry.pages is None
+
+
+def _in_front(folder):
+    """Whether the top-level reader is reading ``folder``'s pages now: it and the folders it is in are being read."""
+    while folder is not None:
+        if not folder.being_read:
+            return False
+        folder = folder.parent
+    return True

@@ -2,6 +2,8 @@
 
 import datetime
 import os
+import threading
+import time
 
 import pytest
 
@@ -163,3 +165,81 @@ def test_objects_as_of_takes_each_keys_newest_version_then_and_honours_delete_ma
     assert oldest == [10.0]
     assert [item.version_id for item in listing.objects_as_of(pages, 140.0)] == ["a1", "b1", "d1", "e1"]
     assert [item.version_id for item in listing.objects_as_of(pages, 5.0)] == []
+
+
+class FakeListing:
+    """ListObjectsV2 pages of ``page_size`` entries over ``keys``, as S3 returns them (keys and, with the
+    delimiter, common prefixes in key order), each page taking ``latency`` seconds; counts the pages
+    fetched of each plain (delimiter-less) listing."""
+
+    def __init__(self, keys, page_size=10, latency=0.002):
+        self.keys = sorted(keys)
+        self.page_size = page_size
+        self.latency = latency
+        self.fetched = {}
+        self.lock = threading.Lock()
+
+    def get_paginator(self, operation):
+        assert operation == "list_objects_v2"
+        return self
+
+    def paginate(self, Bucket, Prefix, Delimiter=None):  # noqa: N803  pylint: disable=invalid-name
+        assert Bucket == "bucket"
+        entries = []
+        for key in self.keys:
+            if not key.startswith(Prefix):
+                continue
+            rest = key[len(Prefix) :]
+            if Delimiter and Delimiter in rest:
+                folder = Prefix + rest.split(Delimiter, 1)[0] + Delimiter
+                if not entries or entries[-1] != ("folder", folder):
+                    entries.append(("folder", folder))
+            else:
+                entries.append(("key", key))
+        for start in range(0, max(1, len(entries)), self.page_size):
+            time.sleep(self.latency)
+            chunk = entries[start : start + self.page_size]
+            if not Delimiter:
+                with self.lock:
+                    self.fetched[Prefix] = self.fetched.get(Prefix, 0) + 1
+            yield {
+                "Contents": [{"Key": name} for kind, name in chunk if kind == "key"],
+                "CommonPrefixes": [{"Prefix": name} for kind, name in chunk if kind == "folder"],
+            }
+
+
+def test_parallel_pages_lists_the_folders_ahead_up_to_the_page_budget_in_key_order():
+    keys = ["a/{0:03d}".format(n) for n in range(200)] + ["b/{0:03d}".format(n) for n in range(200)]
+    keys += ["c/{0:03d}".format(n) for n in range(200)]
+    client = FakeListing(keys)
+    workers = 2
+    read, fetched_when_b_was_reached = [], None
+    pages = client.paginate(Bucket="bucket", Prefix="", Delimiter="/")
+    for page in listing.parallel_pages(client, "bucket", "", workers, pages):
+        if fetched_when_b_was_reached is None and page["Contents"][0]["Key"].startswith("b/"):
+            with client.lock:
+                fetched_when_b_was_reached = dict(client.fetched)
+        read.extend(item["Key"] for item in page["Contents"])
+        time.sleep(0.01)  # a reader slower than the listings
+    assert read == sorted(keys)
+    budget = listing.PAGES_AHEAD_PER_WORKER * workers
+    # While a/ was read, b/ and c/ listed ahead up to the budget they share; each holds at most one more
+    # page, fetched and waiting for the budget.
+    ahead = fetched_when_b_was_reached["b/"] + fetched_when_b_was_reached["c/"]
+    assert budget <= ahead <= budget + 2
+    assert fetched_when_b_was_reached["b/"] > listing.PAGES_IN_FRONT + 1
+
+
+def test_parallel_pages_of_nested_folders_equal_one_stream_with_a_budget_of_one_page(monkeypatch):
+    monkeypatch.setattr(listing, "PAGES_AHEAD_PER_WORKER", 1)
+    keys = ["x/{0}/{1}/{2:02d}".format(a, b, n) for a in "pqr" for b in "uv" for n in range(25)]
+    keys += ["x/{0:02d}".format(n) for n in range(15)] + ["x/p/top", "x/zz"]
+    client = FakeListing(keys, page_size=7, latency=0)
+    for workers in (1, 2, 5):
+        pages = client.paginate(Bucket="bucket", Prefix="x/", Delimiter="/")
+        listed = [
+            item["Key"]
+            for page in listing.parallel_pages(client, "bucket", "x/", workers, pages)
+            for item in page["Contents"]
+        ]
+        assert listed == sorted(keys)
