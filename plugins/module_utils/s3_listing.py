@@ -287,10 +287,10 @@ def parallel_pages(client, bucket, prefix, workers, pages):
         listing.close()
 
 
-# Pages (of up to 1,000 keys, about a megabyte parsed) the folders ahead of the one being read may hold,
+# Pages (of up to 1,000 keys, under a megabyte parsed) the folders ahead of the one being read may hold,
 # per worker: a folder is one stream of pages, so what keeps the listings ahead busy is how far they may
 # read ahead of the reader.
-PAGES_AHEAD_PER_WORKER = 4
+PAGES_AHEAD_PER_WORKER = 8
 # Pages the listing being read hands on before they are read.
 PAGES_IN_FRONT = 2
 

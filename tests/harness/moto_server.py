@@ -35,6 +35,9 @@ check what AWS does and the modules never carry a moto workaround:
   in DescribeImages, DeregisterImage refused for a protected AMI (``moto_image_protection.py``).
 * Recycle Bin retention rules, a service moto lacks, as a backend of our own on the same server
   (``moto_rbin.py``).
+* moto's fixed costs per request (finding the service of a request, putting the request id into a body
+  that has none) and per listed key (formatting its LastModified again) are paid once, with the same
+  answers (``moto_request_cost.py``).
 
 It also records the parameters of each CreateImage request (``CREATE_IMAGE_REQUESTS``), so tests
 can see what moto ignores (``NoReboot``); recording changes no answer.
@@ -61,6 +64,7 @@ from tests.harness import moto_copy  # noqa: E402
 from tests.harness import moto_ec2_describe  # noqa: E402
 from tests.harness import moto_image_protection  # noqa: E402
 from tests.harness import moto_rbin  # noqa: E402
+from tests.harness import moto_request_cost  # noqa: E402
 from tests.harness import moto_s3_conditional  # noqa: E402
 from tests.harness import moto_s3_listing  # noqa: E402
 from tests.harness import moto_snapshot_lock  # noqa: E402
@@ -121,6 +125,7 @@ def apply_conformance_patches():
     moto_snapshot_lock.apply()
     moto_image_protection.apply()
     moto_rbin.apply()
+    moto_request_cost.apply()
     _PATCHED = True
 
 
