@@ -143,7 +143,8 @@ def main():
             ).stdout
         results.append(json.loads(output.strip().splitlines()[-1]))
         print(
-            "{keys:>9} keys, list_concurrency {list_concurrency}: peak {peak_mib} MiB (before the run {before_run_mib} MiB), {seconds} s; "
+            "{keys:>9} keys, list_concurrency {list_concurrency}: peak {peak_mib} MiB "
+            "(before the run {before_run_mib} MiB), {seconds} s; "
             "listed {listed}, would download {would_download}, unchanged {unchanged}".format(**results[-1]),
             flush=True,
         )

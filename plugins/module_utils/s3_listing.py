@@ -384,7 +384,8 @@ class _SplitListing:
 
     def _start(self, folder, reserved):
         """Start a thread listing ``folder`` (see ``_put`` for how many pages it hands on), split while few
-        folders are known.  ``reserved``: only with one of the slots for folders listed ahead of the one being read."""
+        folders are known.  ``reserved``: only with one of the slots for folders listed ahead of the one
+        being read."""
         if reserved and not self.ahead_slots.acquire(blocking=False):
             return False
         folder.reserved = reserved
@@ -484,7 +485,8 @@ def _waiting(entry):
 
 
 def _in_front(folder):
-    """Whether the top-level reader is reading ``folder``'s pages now: it and the folders it is in are being read."""
+    """Whether the top-level reader is reading ``folder``'s pages now: it and every folder it is in are
+    being read."""
     while folder is not None:
         if not folder.being_read:
             return False
