@@ -125,8 +125,8 @@ options:
         fewer folders than O(list_concurrency); the folders ahead of the one being read are listed concurrently.
         The pages are still read in key order, so the plan is that of one listing. The folders ahead share a
         budget of 8 pages of up to 1,000 keys per O(list_concurrency) (under a megabyte each), so the memory the
-        listing holds is bounded by O(list_concurrency), not by the bucket. A level with no folder (a flat bucket) is one listing, as is
-        V(1).
+        listing holds is bounded by O(list_concurrency), not by the bucket. A level with no folder (a flat
+        bucket) is one listing, as is V(1).
       - O(version_as_of) runs list the versions in one listing.
     type: int
     default: 8
