@@ -116,15 +116,18 @@ def with_s3_ratios(s3):
     return s3
 
 
+def lower_median(values, key=None):
+    """The middle one of ``values`` (sorted by ``key``); of an even number, the lower of the two."""
+    return sorted(values, key=key)[(len(values) - 1) // 2]
+
+
 def by_key(rows):
     """``{(job, tool, size): row}``; a run measured in several rounds is represented by its median round
     (the lower median by wall time)."""
     rounds = {}
     for row in rows:
         rounds.setdefault((row["job"], row["tool"], row["instances"]), []).append(row)
-    return {
-        key: sorted(same, key=lambda row: row["wall_seconds"])[(len(same) - 1) // 2] for key, same in rounds.items()
-    }
+    return {key: lower_median(same, key=lambda row: row["wall_seconds"]) for key, same in rounds.items()}
 
 
 def paired_ratios(rows, job, tool, reference, size):
@@ -172,9 +175,7 @@ def targets(rows):
         reference = found.get((job, "boto3_threads", size))
         if job == "ami_backup" and reference and size >= 1000:
             ratios = paired_ratios(rows, job, job, "boto3_threads", size)
-            ratio = (
-                sorted(ratios)[(len(ratios) - 1) // 2] if ratios else row["wall_seconds"] / reference["wall_seconds"]
-            )
+            ratio = lower_median(ratios) if ratios else row["wall_seconds"] / reference["wall_seconds"]
             checks.append(
                 dict(
                     target="ami_backup no slower than the 16-thread boto3 reference",
