@@ -25,8 +25,6 @@ moto 5.2.5 spends, per request and per key, work whose result never changes:
 Every answer is the one moto gives (tests/unit/harness/test_moto_request_cost.py compares them).
 """
 
-import threading
-
 from moto.core.responses import BaseResponse
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.s3.models import FakeKey
@@ -35,14 +33,11 @@ from moto.utilities.aws_headers import gen_amzn_requestid_long
 ORIGINAL_GET_BACKEND_FOR_HOST = DomainDispatcherApplication.get_backend_for_host
 ORIGINAL_ENRICH_RESPONSE = BaseResponse._enrich_response  # pylint: disable=protected-access
 ORIGINAL_LAST_MODIFIED_ISO8601 = FakeKey.last_modified_ISO8601
-_BACKENDS_LOCK = threading.Lock()
 
 
 def get_backend_for_host(self, host):
-    backends = self.__dict__.get("_backend_for_host")
-    if backends is None:
-        with _BACKENDS_LOCK:
-            backends = self.__dict__.setdefault("_backend_for_host", {})
+    # moto calls it holding the dispatcher's lock (get_application).
+    backends = self.__dict__.setdefault("_backend_for_host", {})
     if host not in backends:
         backends[host] = ORIGINAL_GET_BACKEND_FOR_HOST(self, host)
     return backends[host]
