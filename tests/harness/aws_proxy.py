@@ -407,6 +407,7 @@ class AwsProxy:
         self.buckets = {}
         self.lock = threading.Lock()
         self.rng = random.Random(self.config.seed)
+        self.fault_streams = {}
         self.sleep = time.sleep
         self.server = None
         self.thread = None
@@ -418,6 +419,7 @@ class AwsProxy:
             self.config.update(changes)
             if "seed" in changes:
                 self.rng = random.Random(changes["seed"])
+                self.fault_streams = {}
             if {"bucket_scope", "bucket_overrides", "throttle"} & set(changes):
                 self.buckets = {}
 
@@ -428,6 +430,7 @@ class AwsProxy:
             if config:
                 self.config = ProxyConfig()
                 self.rng = random.Random()
+                self.fault_streams = {}
 
     def stats(self):
         snapshot = self.counters.snapshot()
@@ -435,11 +438,20 @@ class AwsProxy:
         return snapshot
 
     # decisions ------------------------------------------------
-    def chance(self, rate):
+    def chance(self, rate, service, action):
+        """One draw from the fault stream of (service, action).
+
+        Each action has a stream of its own, seeded from ``seed``: the n-th call of an action meets the same
+        fault in every run, however the calls of other actions and threads interleave with it."""
         if rate <= 0:
             return False
         with self.lock:
-            return self.rng.random() < rate
+            stream = self.fault_streams.get((service, action))
+            if stream is None:
+                seed = self.config.seed
+                stream = random.Random(None if seed is None else "{0}/{1}/{2}".format(seed, service, action))
+                self.fault_streams[(service, action)] = stream
+            return stream.random() < rate
 
     def bucket_for(self, region, action, params):
         family = ec2_family(action, params)
@@ -466,7 +478,7 @@ class AwsProxy:
                 ("error_after", config.error_after_rate),
                 ("reset_after", config.reset_after_rate),
             ):
-                if self.chance(rate):
+                if self.chance(rate, service, action):
                     return outcome
         return "ok"
 

@@ -153,6 +153,23 @@ def test_latency_is_fixed_or_uniform_around_the_mean():
     assert len({round(sample, 4) for sample in samples}) > 50
 
 
+def test_seeded_faults_of_an_action_do_not_depend_on_how_other_actions_interleave():
+    def faults_of_create_snapshot(other_calls_between):
+        proxy = aws_proxy.AwsProxy("http://127.0.0.1:1", {"error_rate": 0.2, "error_after_rate": 0.2, "seed": 7})
+        outcomes = []
+        for other_calls in other_calls_between:
+            for _call in range(other_calls):
+                proxy.decide("ec2", "us-east-1", "DescribeVolumes", {})
+            outcomes.append(proxy.decide("ec2", "us-east-1", "CreateSnapshot", {}))
+        return outcomes
+
+    alone = faults_of_create_snapshot([0] * 40)
+    assert {"ok", "error", "error_after"} <= set(alone)
+    assert faults_of_create_snapshot([3, 0, 1, 5] * 10) == alone
+    reseeded = aws_proxy.AwsProxy("http://127.0.0.1:1", {"error_rate": 0.2, "error_after_rate": 0.2, "seed": 8})
+    assert [reseeded.decide("ec2", "us-east-1", "CreateSnapshot", {}) for _call in range(40)] != alone
+
+
 def test_unknown_settings_are_refused():
     with pytest.raises(ValueError, match="unknown proxy setting"):
         aws_proxy.ProxyConfig().update({"latency": 5})
