@@ -212,7 +212,7 @@ class Mirror:
                 raise
         tail = None if self.check_mode else PreviousIndexTail(index.path, self.bucket, self.prefix)
         writer = None if self.check_mode else IndexWriter(self.dest, self.bucket, self.prefix, self.fsync)
-        checkpoints = dict(completed=0, at=time.monotonic(), took=0.0)
+        checkpoints = dict(completed=0, at=time.monotonic(), took=0.0, listing_read=False, in_flight=0)
         collisions = CollisionTracker()
         gone = []
         window = deque()
@@ -230,7 +230,12 @@ class Mirror:
         def checkpoint():
             checkpoints["completed"] += 1
             now = time.monotonic()
-            due = checkpoints["completed"] >= CHECKPOINT_FILES or now - checkpoints["at"] >= CHECKPOINT_SECONDS
+            # A checkpoint bounds what a killed run fetches again to CHECKPOINT_FILES files.  Once the whole
+            # listing is read and fewer than that are in flight, the commit comes first: a checkpoint then
+            # would only copy the whole index just before it.  A long wait still checkpoints by time.
+            by_count = checkpoints["completed"] >= CHECKPOINT_FILES
+            by_count = by_count and not (checkpoints["listing_read"] and checkpoints["in_flight"] < CHECKPOINT_FILES)
+            due = by_count or now - checkpoints["at"] >= CHECKPOINT_SECONDS
             if not due or now - checkpoints["at"] < CHECKPOINT_SPACING * checkpoints["took"]:
                 return
             try:
@@ -245,6 +250,7 @@ class Mirror:
             entry = kept_entry
             completed = False
             if future is not None:
+                checkpoints["in_flight"] -= 1
                 try:
                     entry, fetched_reason = future.result()
                     if fetched_reason is None:
@@ -269,6 +275,8 @@ class Mirror:
 
         def push(slot):
             window.append(slot)
+            if slot[1] is not None:
+                checkpoints["in_flight"] += 1
             while window and (len(window) > WINDOW or window[0][1] is None or window[0][1].done()):
                 settle(window.popleft())
 
@@ -287,6 +295,7 @@ class Mirror:
                     continue
                 report.listed(obj)
                 self._handle(obj, entry, collisions, push, fetch)
+            checkpoints["listing_read"] = True
         except (ClientError, BotoCoreError, ValueError) as exc:
             listing_failed = True
             report.error(self.bucket, "list", exc)

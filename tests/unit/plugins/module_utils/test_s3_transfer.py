@@ -3,10 +3,12 @@ whole-run failures raise MirrorError; the report speaks the collection's result 
 
 import datetime
 import os
+import threading
 
 import pytest
 
 from ansible_collections.opsvault.aws_backup.plugins.module_utils import s3_index as index
+from ansible_collections.opsvault.aws_backup.plugins.module_utils import s3_transfer
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_listing import MirrorError
 from ansible_collections.opsvault.aws_backup.plugins.module_utils.s3_transfer import Mirror
 from ansible_collections.opsvault.aws_backup.plugins.modules import s3_mirror
@@ -157,3 +159,41 @@ def test_the_summary_of_a_large_run_stays_short_and_counts_everything(stubbed, t
         "code": "ChecksumMismatch",
         "message": "MD5 differs",
     }
+
+
+def test_no_checkpoint_for_a_count_of_files_once_fewer_than_that_are_left_before_the_commit(
+    stubbed, tmp_path, monkeypatch
+):
+    client, _stubber = stubbed
+    monkeypatch.setattr(s3_transfer, "CHECKPOINT_FILES", 2)
+    monkeypatch.setattr(s3_transfer, "CHECKPOINT_SPACING", 0)
+    keys = ["k{0}".format(number) for number in range(6)]
+    whole_listing_read = threading.Event()
+
+    def pages(*_args, **_kwargs):
+        yield {"Contents": [item(key) for key in keys]}
+        whole_listing_read.set()
+
+    def fetch(_mirror, obj, relative):
+        assert whole_listing_read.wait(10)
+        (tmp_path / relative).write_bytes(b"abc")
+        os.utime(tmp_path / relative, (obj.last_modified, obj.last_modified))
+        return index.IndexEntry(obj.key, obj.size, obj.etag, obj.last_modified)
+
+    checkpointed = []
+    checkpoint = index.IndexWriter.checkpoint
+
+    def counted_checkpoint(writer, tail):
+        checkpointed.append(writer.count)
+        checkpoint(writer, tail)
+
+    monkeypatch.setattr(s3_transfer, "open_listing", pages)
+    monkeypatch.setattr(Mirror, "_fetch_small", fetch)
+    monkeypatch.setattr(index.IndexWriter, "checkpoint", counted_checkpoint)
+
+    report = Mirror(client, options(tmp_path)).run()
+
+    assert report.counts["downloaded"] == 6 and report.counts["errors"] == 0
+    # Every 2 files while 2 or more are still in flight; the last ones end with the commit alone.
+    assert checkpointed == [2, 4]
+    assert [entry.key for entry in index.IndexReader(str(tmp_path / index.INDEX_NAME), "b", "")] == keys
